@@ -1,0 +1,43 @@
+# The contract: on a fresh machine with Python 3.11 and gcc,
+# `make run` and `make test` need nothing typed before them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: all install native run test lint unit bench clean
+
+all: test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+# Reinstall when the project metadata or a native kernel changes.
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard _native/*.pyx)
+	$(PIP) install -q -e '.[test]'
+	$(MAKE) native
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Build the Cython kernels in place (the editable install imports them from here).
+native: $(PY)
+	$(PY) setup.py -q build_ext --inplace
+
+run: install
+	$(VENV)/bin/ringstack dev up
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	RINGSTACK_PUREPYTHON=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit -k "native or ring or twin"
+
+bench: install
+	$(VENV)/bin/ringstack bench all
+
+clean:
+	rm -rf build $(VENV) _native/*.c _native/*.so

@@ -1,0 +1,1 @@
+"""The one ``ringstack`` command line."""

@@ -1,0 +1,71 @@
+"""``ringstack``: one entry point, a subcommand per part.
+
+Each part owns its subcommands in its own ``cli.py`` with a
+``register(subparsers)`` function; this module only lists them, so parts never
+edit each other's files. A part that cannot be imported (for instance while it
+is being built) is left out of ``--help`` rather than breaking the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# module -> what it provides (for the error message when it fails to import)
+COMMAND_MODULES = (
+    "ring.cli",            # ringstack ring ...
+    "storage_node.cli",    # ringstack serve storage|auditor
+    "proxy.cli",           # ringstack serve proxy
+    "replicator.cli",      # ringstack serve replicator|updater|expirer, dispersion, status
+    "scheduler.cli",       # ringstack serve placement, placement ..., schedule, evacuate
+    "cli.dev",             # ringstack dev up
+    "benchmarks.cli",      # ringstack bench ...
+)
+
+
+class CommandError(Exception):
+    """A user error: printed as one line, exit status 1 (or ``.code``)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ringstack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run a server or daemon")
+    serve_sub = serve.add_subparsers(dest="role", metavar="ROLE")
+    serve_sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+                continue  # that part does not exist yet
+            raise
+        module.register(sub, serve_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        result = func(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
