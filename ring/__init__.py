@@ -1,1 +1,33 @@
-"""ring."""
+"""ring: inventory, builder, ring files and lookups (see DESIGN.md, "Rings").
+
+Re-exports the package's public names.
+"""
+
+from ring.hashing import (
+    BadName,
+    get_partition,
+    hash_seed,
+    name_path,
+    object_hash,
+    partition_of_path,
+    suffix_of,
+)
+from ring.lookup import Ring
+from ring.ringfile import FORMAT_VERSION, RingData, RingDevice, RingFileError, read_ring, write_ring
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BadName",
+    "Ring",
+    "RingData",
+    "RingDevice",
+    "RingFileError",
+    "get_partition",
+    "hash_seed",
+    "name_path",
+    "object_hash",
+    "partition_of_path",
+    "read_ring",
+    "suffix_of",
+    "write_ring",
+]
