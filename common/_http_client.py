@@ -1,0 +1,353 @@
+"""The pooled HTTP/1.1 client: h11 over any trio stream.
+
+Used for every internal hop (proxy -> storage node, node -> node). Contract:
+
+- Connections are kept alive and pooled per (host, port); a connection goes
+  back to the pool only when both sides finished their message cleanly, and
+  an idle one is checked for a peer hang-up before reuse.
+- Failures to connect, protocol errors and a peer that hangs up raise
+  ``UpstreamError``; timeouts raise ``trio.TooSlowError`` (callers wrap in
+  ``fail_after`` or pass ``timeout``). A cancelled request closes its
+  connection: it is never reused half-way.
+- ``connect`` is injectable (real TCP by default) so the whole cluster can run
+  over in-memory streams in the simulation.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import h11
+import trio
+
+from ._http_message import Headers
+
+Connector = Callable[[str, int], Awaitable[trio.abc.Stream]]
+HeaderArg = Headers | dict[str, str] | Iterable[tuple[str, str]] | None
+MAX_RECV = 65536
+
+
+class UpstreamError(Exception):
+    """Could not complete an exchange with a peer (connect refused, reset,
+    protocol error, early close). Never means "the peer did not apply it"."""
+
+
+async def tcp_connect(host: str, port: int) -> trio.abc.Stream:
+    return await trio.open_tcp_stream(host, port)
+
+
+def _header_list(headers: HeaderArg) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Headers):
+        return headers.items()
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return list(headers)
+
+
+class ClientConnection:
+    """One client connection; a request/response cycle at a time.
+
+    Low-level use (the proxy's fan-out PUT): ``send_request`` with headers,
+    ``send_data`` per chunk, ``end_body``, ``read_response``, then
+    ``iter_body``/``read_body`` and ``release``."""
+
+    def __init__(self, stream: trio.abc.Stream, host: str, port: int, pool: HTTPClient | None) -> None:
+        self.stream = stream
+        self.host = host
+        self.port = port
+        self.pool = pool
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=131072)
+        self.closed = False
+        self.reused = False
+
+    def alive(self) -> bool:
+        """Cheap check that an idle pooled connection was not closed by the peer."""
+        tsock = getattr(self.stream, "socket", None)
+        sock = getattr(tsock, "_sock", None)  # the stdlib socket under trio's
+        if sock is None:
+            return True
+        try:
+            data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        del data  # EOF (peer closed) or unexpected bytes on an idle connection: drop it
+        return False
+
+    async def _send(self, event: h11.Event) -> None:
+        try:
+            data = self.conn.send(event)
+            if data:
+                await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError) as exc:
+            await self.aclose()
+            raise UpstreamError(f"send to {self.host}:{self.port} failed: {exc!r}") from exc
+
+    async def send_request(self, method: str, path: str, headers: HeaderArg = None) -> None:
+        raw = [(k.encode("latin-1"), str(v).encode("latin-1", "replace")) for k, v in _header_list(headers)]
+        if not any(k.lower() == b"host" for k, _ in raw):
+            raw.insert(0, (b"host", f"{self.host}:{self.port}".encode()))
+        await self._send(h11.Request(method=method, target=path.encode("latin-1"), headers=raw))
+
+    async def send_data(self, chunk: bytes) -> None:
+        if chunk:
+            await self._send(h11.Data(data=chunk))
+
+    async def end_body(self) -> None:
+        await self._send(h11.EndOfMessage())
+
+    async def _next_event(self) -> h11.Event:
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self.aclose()
+                raise UpstreamError(f"bad response from {self.host}:{self.port}: {exc}") from exc
+            if event is h11.NEED_DATA:
+                try:
+                    data = await self.stream.receive_some(MAX_RECV)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    await self.aclose()
+                    raise UpstreamError(f"receive from {self.host}:{self.port} failed: {exc!r}") from exc
+                self.conn.receive_data(data)
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                await self.aclose()
+                raise UpstreamError(f"{self.host}:{self.port} closed the connection")
+            return event  # type: ignore[return-value]
+
+    async def read_response(self) -> tuple[int, Headers]:
+        """Wait for the final response head (1xx are skipped)."""
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                return event.status_code, Headers.from_raw(event.headers)
+            await self.aclose()
+            raise UpstreamError(f"unexpected event from {self.host}:{self.port}: {event!r}")
+
+    async def receive_chunk(self) -> bytes:
+        """The next body chunk; b"" at the end of the response body."""
+        if self.conn.their_state is not h11.SEND_BODY:
+            return b""
+        event = await self._next_event()
+        if isinstance(event, h11.Data):
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            return b""
+        await self.aclose()
+        raise UpstreamError(f"unexpected event from {self.host}:{self.port}: {event!r}")
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.receive_chunk()
+            if not chunk:
+                return
+            yield chunk
+
+    async def read_body(self, limit: int | None = None) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in self.iter_body():
+            parts.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                await self.aclose()
+                raise UpstreamError(f"response from {self.host}:{self.port} over {limit} bytes")
+        return b"".join(parts)
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+
+    async def release(self) -> None:
+        """Return to the pool when the exchange finished cleanly, else close."""
+        if self.reusable and self.pool is not None:
+            try:
+                self.conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                await self.aclose()
+                return
+            self.pool._checkin(self)
+        else:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with trio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
+@dataclass(slots=True)
+class ClientResponse:
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class StreamResponse:
+    """A response whose body is read on demand (``iter_body``/``read``)."""
+
+    def __init__(self, conn: ClientConnection, status: int, headers: Headers) -> None:
+        self.conn = conn
+        self.status = status
+        self.headers = headers
+
+    def iter_body(self) -> AsyncIterator[bytes]:
+        return self.conn.iter_body()
+
+    async def read(self, limit: int | None = None) -> bytes:
+        return await self.conn.read_body(limit)
+
+
+class HTTPClient:
+    """Pooled keep-alive client. ``max_idle`` connections kept per peer."""
+
+    def __init__(
+        self,
+        *,
+        connect: Connector = tcp_connect,
+        connect_timeout: float = 2.0,
+        max_idle: int = 64,
+    ) -> None:
+        self._connect = connect
+        self.connect_timeout = connect_timeout
+        self.max_idle = max_idle
+        self._idle: dict[tuple[str, int], list[ClientConnection]] = {}
+
+    async def open(self, host: str, port: int, *, fresh: bool = False) -> ClientConnection:
+        """A ready connection: a pooled idle one when alive, else a new one."""
+        key = (host, port)
+        if not fresh:
+            idle = self._idle.get(key)
+            while idle:
+                conn = idle.pop()
+                if conn.alive():
+                    conn.reused = True
+                    return conn
+                await conn.aclose()
+        try:
+            with trio.fail_after(self.connect_timeout):
+                stream = await self._connect(host, port)
+        except trio.TooSlowError as exc:
+            raise UpstreamError(f"connect to {host}:{port} timed out") from exc
+        except OSError as exc:
+            raise UpstreamError(f"connect to {host}:{port} failed: {errno.errorcode.get(exc.errno or 0, exc)}") from exc
+        return ClientConnection(stream, host, port, self)
+
+    def _checkin(self, conn: ClientConnection) -> None:
+        idle = self._idle.setdefault((conn.host, conn.port), [])
+        if len(idle) < self.max_idle:
+            idle.append(conn)
+        else:
+            conn.closed = True
+            trio.lowlevel.spawn_system_task(conn.stream.aclose)
+
+    async def _exchange(
+        self, conn: ClientConnection, method: str, path: str, headers: HeaderArg, body: bytes | AsyncIterable[bytes]
+    ) -> tuple[int, Headers]:
+        hdrs = _header_list(headers)
+        names = {k.lower() for k, _ in hdrs}
+        if isinstance(body, (bytes, bytearray)):
+            if "content-length" not in names and (body or method in ("PUT", "POST")):
+                hdrs.append(("content-length", str(len(body))))
+            await conn.send_request(method, path, hdrs)
+            await conn.send_data(bytes(body))
+        else:
+            if "content-length" not in names and "transfer-encoding" not in names:
+                hdrs.append(("transfer-encoding", "chunked"))
+            await conn.send_request(method, path, hdrs)
+            async for chunk in body:
+                await conn.send_data(chunk)
+        await conn.end_body()
+        return await conn.read_response()
+
+    async def _start(
+        self, method: str, host: str, port: int, path: str, headers: HeaderArg, body: bytes | AsyncIterable[bytes]
+    ) -> tuple[ClientConnection, int, Headers]:
+        conn = await self.open(host, port)
+        try:
+            status, hdrs = await self._exchange(conn, method, path, headers, body)
+        except UpstreamError:
+            if not conn.reused or not isinstance(body, (bytes, bytearray)):
+                raise
+            # A pooled connection the peer closed meanwhile: retry once, fresh.
+            conn = await self.open(host, port, fresh=True)
+            status, hdrs = await self._exchange(conn, method, path, headers, body)
+        except BaseException:
+            await conn.aclose()
+            raise
+        return conn, status, hdrs
+
+    async def request(
+        self,
+        method: str,
+        host: str,
+        port: int,
+        path: str,
+        headers: HeaderArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+        *,
+        timeout: float | None = None,
+        limit: int | None = None,
+    ) -> ClientResponse:
+        """Send a request and read the whole response body."""
+        with trio.fail_after(timeout) if timeout else _nullscope():
+            conn, status, hdrs = await self._start(method, host, port, path, headers, body)
+            try:
+                data = await conn.read_body(limit)
+            except BaseException:
+                await conn.aclose()
+                raise
+            await conn.release()
+        return ClientResponse(status, hdrs, data)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        host: str,
+        port: int,
+        path: str,
+        headers: HeaderArg = None,
+        body: bytes | AsyncIterable[bytes] = b"",
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamResponse]:
+        """Send a request; yield the response with its body unread. Leaving
+        the block before the body's end closes the connection."""
+        with trio.fail_after(timeout) if timeout else _nullscope():
+            conn, status, hdrs = await self._start(method, host, port, path, headers, body)
+        try:
+            yield StreamResponse(conn, status, hdrs)
+        except BaseException:
+            await conn.aclose()
+            raise
+        await conn.release()
+
+    async def aclose(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                await conn.aclose()
+        self._idle.clear()
+
+
+class _nullscope:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
