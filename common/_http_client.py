@@ -90,11 +90,26 @@ class ClientConnection:
             await self.aclose()
             raise UpstreamError(f"send to {self.host}:{self.port} failed: {exc!r}") from exc
 
-    async def send_request(self, method: str, path: str, headers: HeaderArg = None) -> None:
+    def _request_event(self, method: str, path: str, headers: HeaderArg) -> h11.Request:
         raw = [(k.encode("latin-1"), str(v).encode("latin-1", "replace")) for k, v in _header_list(headers)]
         if not any(k.lower() == b"host" for k, _ in raw):
             raw.insert(0, (b"host", f"{self.host}:{self.port}".encode()))
-        await self._send(h11.Request(method=method, target=path.encode("latin-1"), headers=raw))
+        return h11.Request(method=method, target=path.encode("latin-1"), headers=raw)
+
+    async def send_request(self, method: str, path: str, headers: HeaderArg = None) -> None:
+        await self._send(self._request_event(method, path, headers))
+
+    async def send_whole(self, method: str, path: str, headers: HeaderArg, body: bytes) -> None:
+        """Head, body and end in one write (small requests: one syscall)."""
+        try:
+            out = self.conn.send(self._request_event(method, path, headers)) or b""
+            if body:
+                out += self.conn.send(h11.Data(data=body)) or b""
+            out += self.conn.send(h11.EndOfMessage()) or b""
+            await self.stream.send_all(out)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError) as exc:
+            await self.aclose()
+            raise UpstreamError(f"send to {self.host}:{self.port} failed: {exc!r}") from exc
 
     async def send_data(self, chunk: bytes) -> None:
         if chunk:
@@ -264,8 +279,8 @@ class HTTPClient:
         if isinstance(body, (bytes, bytearray)):
             if "content-length" not in names and (body or method in ("PUT", "POST")):
                 hdrs.append(("content-length", str(len(body))))
-            await conn.send_request(method, path, hdrs)
-            await conn.send_data(bytes(body))
+            await conn.send_whole(method, path, hdrs, bytes(body))
+            return await conn.read_response()
         else:
             if "content-length" not in names and "transfer-encoding" not in names:
                 hdrs.append(("transfer-encoding", "chunked"))
