@@ -1,0 +1,166 @@
+"""Quorum decisions (proxy/quorum.py): invariants 1 and 2 as properties."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.timestamp import Timestamp
+from proxy.quorum import (
+    ReplicaAnswer,
+    best_response,
+    have_quorum,
+    newest,
+    parse_consistency,
+    put_outcome,
+    quorum_size,
+    read_decision,
+    repair_plan,
+    replicas_for,
+)
+
+statuses = st.one_of(st.none(), st.sampled_from([200, 201, 202, 204, 304, 400, 404, 409, 412, 422, 499, 500, 503, 507]))
+ns = st.integers(min_value=1, max_value=7)
+
+
+def test_quorum_size_is_majority() -> None:
+    assert [quorum_size(n) for n in range(1, 7)] == [1, 2, 2, 3, 3, 4]
+    assert replicas_for("one", 3) == 1 and replicas_for("quorum", 3) == 2 and replicas_for("all", 3) == 3
+    assert parse_consistency(None, "one") == "one" and parse_consistency("ALL", "one") == "all"
+
+
+@given(st.lists(statuses, max_size=7), ns)
+def test_have_quorum_matches_counting(sts: list[int | None], n: int) -> None:
+    q = quorum_size(n)
+    expected = any(
+        sum(1 for s in sts if s is not None and s < 500 and s // 100 == c) >= q for c in (1, 2, 3, 4)
+    )
+    assert have_quorum(sts, n) == expected
+    # errors never help reach a quorum
+    assert have_quorum([*sts, None, 503, 507], n + 3, q) == have_quorum(sts, n, q)
+
+
+@given(st.lists(statuses, min_size=1, max_size=7))
+def test_best_response_picks_a_class_with_quorum(sts: list[int | None]) -> None:
+    q = quorum_size(len(sts))
+    idx = best_response(sts, q)
+    if idx is None:
+        assert not have_quorum(sts, len(sts))
+    else:
+        s = sts[idx]
+        assert s is not None and s < 500
+        same = [x for x in sts if x is not None and x // 100 == s // 100]
+        assert len(same) >= q and s == max(same)
+        # an earlier class with quorum would have been chosen
+        for c in range(2, s // 100):
+            assert sum(1 for x in sts if x is not None and x // 100 == c) < q
+
+
+@given(st.lists(statuses, min_size=1, max_size=7), st.integers(min_value=1, max_value=7))
+def test_put_acknowledged_only_with_w_successes(sts: list[int | None], w: int) -> None:
+    """Invariant 1: a 2xx means at least W nodes acknowledged (or 409s prove newer data)."""
+    out = put_outcome(sts, len(sts), w)
+    ok = sum(1 for s in sts if s is not None and 200 <= s < 300)
+    if out.status == 201:
+        assert ok >= w
+    elif 200 <= out.status < 300:
+        assert out.status == 202 and ok + sts.count(409) >= w and 409 in sts
+    if ok >= w:
+        assert out.status == 201
+    # errors alone never become a 4xx: indeterminate is 503
+    if all(s is None or s >= 500 for s in sts):
+        assert out.status == 503
+
+
+def test_put_examples() -> None:
+    assert put_outcome([201, 201, None], 3, 2).status == 201
+    assert put_outcome([201, None, None], 3, 2).status == 503
+    assert put_outcome([422, 422, 422], 3, 2).status == 422
+    assert put_outcome([201, 507, 503], 3, 2).status == 503
+    assert put_outcome([409, 409, 201], 3, 2).status == 202
+
+
+ts_st = st.builds(Timestamp, st.integers(min_value=1, max_value=50))
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> list[ReplicaAnswer]:
+    out = []
+    for _ in range(draw(st.integers(min_value=1, max_value=5))):
+        kind = draw(st.sampled_from(["ok", "missing", "tomb", "err"]))
+        if kind == "ok":
+            t = draw(ts_st)
+            out.append(ReplicaAnswer(200, t, t))
+        elif kind == "missing":
+            out.append(ReplicaAnswer(404))
+        elif kind == "tomb":
+            out.append(ReplicaAnswer(404, draw(ts_st)))
+        else:
+            out.append(ReplicaAnswer(draw(st.sampled_from([None, 503, 507]))))
+    return out
+
+
+@given(answers(), st.integers(min_value=1, max_value=5))
+def test_404_only_when_absence_is_proven(ans: list[ReplicaAnswer], r: int) -> None:
+    """Invariant 2: 404 needs a tombstone newer than every success, or a quorum of 404s and no success."""
+    n = len(ans)
+    d = read_decision(ans, n, r)
+    found = [a for a in ans if a.found]
+    if d.kind == "not_found":
+        if d.index is not None:
+            tomb = ans[d.index]
+            assert tomb.tombstone
+            assert all(a.timestamp is not None and a.timestamp < tomb.timestamp for a in found)
+        else:
+            assert not found and sum(1 for a in ans if a.status == 404) >= quorum_size(n)
+    if d.kind == "serve":
+        chosen = ans[d.index]
+        assert chosen.found
+        assert all(a.timestamp <= chosen.timestamp for a in ans if a.found or a.tombstone)
+    answered = sum(1 for a in ans if a.answered)
+    if answered < r:
+        assert d.kind == "unavailable"
+
+
+def test_read_examples() -> None:
+    t1, t2 = Timestamp(1), Timestamp(2)
+    # one node down, one stale: quorum serves the newest
+    ans = [ReplicaAnswer(200, t1, t1), ReplicaAnswer(200, t2, t2), ReplicaAnswer(None)]
+    assert read_decision(ans, 3, 2).index == 1
+    assert read_decision(ans, 3, 3).kind == "unavailable"
+    # a single 404 among errors is not proof of absence
+    assert read_decision([ReplicaAnswer(404), ReplicaAnswer(None), ReplicaAnswer(503)], 3, 1).kind == "unavailable"
+    assert read_decision([ReplicaAnswer(404), ReplicaAnswer(404), ReplicaAnswer(503)], 3, 1).kind == "not_found"
+    # a newer tombstone beats older data
+    assert read_decision([ReplicaAnswer(200, t1, t1), ReplicaAnswer(404, t2)], 2, 1).kind == "not_found"
+
+
+@given(answers())
+def test_repair_plan_targets_only_lagging_answered_replicas(ans: list[ReplicaAnswer]) -> None:
+    idx = newest(ans)
+    if idx is None:
+        return
+    best = ans[idx]
+    plan = repair_plan(ans, idx)
+    targets = {r.index for r in plan}
+    assert idx not in targets
+    for r in plan:
+        a = ans[r.index]
+        assert a.answered
+        if r.action == "delete":
+            assert best.tombstone and a.found
+        else:
+            assert best.found
+            assert a.timestamp is None or a.timestamp < best.timestamp
+    for i, a in enumerate(ans):
+        if i != idx and best.found and a.answered and (a.status == 404 or a.found) and (
+            a.timestamp is None or a.timestamp < best.timestamp
+        ):
+            assert i in targets
+
+
+def test_repair_post_only_when_data_is_current() -> None:
+    d, m = Timestamp(1), Timestamp(2)
+    ans = [ReplicaAnswer(200, m, d), ReplicaAnswer(200, d, d), ReplicaAnswer(404)]
+    plan = repair_plan(ans, 0)
+    assert [(r.index, r.action) for r in plan] == [(1, "post"), (2, "put")]
