@@ -1,0 +1,167 @@
+"""Gathering replicas to move, and the ring's balance/dispersion figures.
+
+Private helper of :mod:`ring.builder`; pure numpy over the dense assignment
+``A`` (int32 [replicas][partitions] of dense drive indices, -1 = unassigned).
+
+Movement rules (invariant 8, as Swift):
+
+- replicas on removed drives always move (they have no home);
+- otherwise a partition moves at most one replica per rebalance, and only if
+  it did not move within ``min_part_hours`` ("eligible");
+- a replica already in flight in this rebalance (its drive differs from the
+  one it started on) may be re-placed freely: that costs no extra movement;
+- a second replica on one drive is always moved, whatever the clock says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ring._builder_plan import Topology
+
+MAX_BALANCE = 999.99
+
+
+def _with_none(arr: np.ndarray) -> np.ndarray:
+    """``arr`` with a trailing -1 so that indexing with -1 yields -1."""
+    return np.append(arr, -1).astype(np.int32)
+
+
+def _same_counts(T: np.ndarray) -> np.ndarray:
+    """For each slot, how many replicas of its partition share its tier (-1 slots: 0)."""
+    valid = T >= 0
+    out = np.zeros(T.shape, dtype=np.int32)
+    for r in range(T.shape[0]):
+        for q in range(T.shape[0]):
+            out[r] += (T[q] == T[r]) & valid[q]
+    return np.where(valid, out, 0)
+
+
+def gather_for_dispersion(A: np.ndarray, topo: Topology, cap: tuple[np.ndarray, ...],
+                          excess: np.ndarray, eligible: np.ndarray, moved: np.ndarray) -> int:
+    """Unassign replicas sitting in a tier above its cap; returns how many.
+
+    Per partition, the replica on the most overfull drive goes first, and
+    each removal is re-checked against the counts left (one removal often
+    fixes the tier). Updates ``excess`` and ``moved`` in place.
+    """
+    R = A.shape[0]
+    over = np.zeros(A.shape[1], dtype=bool)
+    for level in range(4):
+        T = _with_none(topo.tier[level])[A]
+        capx = np.append(cap[level], 0)
+        over |= (_same_counts(T) > capx[T]).any(axis=0)
+    parts = np.flatnonzero(over)
+    if not len(parts):
+        return 0
+    sub = A[:, parts]
+    elig = eligible[parts].copy()
+    exx = np.append(excess, -(1 << 40))
+    order = np.argsort(-exx[sub], axis=0, kind="stable")
+    cols = np.arange(len(parts))
+    gathered = 0
+    for k in range(R):
+        r = order[k]
+        slot_over = np.zeros(len(parts), dtype=bool)
+        dup = np.zeros(len(parts), dtype=bool)
+        for level in range(4):
+            T = _with_none(topo.tier[level])[sub]
+            counts = _same_counts(T)[r, cols]
+            capx = np.append(cap[level], 0)
+            slot_over |= counts > capx[T[r, cols]]
+            if level == 3:
+                dup = counts > 1
+        take = slot_over & (elig | dup) & (sub[r, cols] >= 0)
+        if take.any():
+            devs = sub[r, cols][take]
+            np.subtract.at(excess, devs, 1)
+            sub[r[take], cols[take]] = -1
+            elig &= ~take
+            moved[parts[take]] = True
+            gathered += int(take.sum())
+    A[:, parts] = sub
+    return gathered
+
+
+def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
+                       eligible: np.ndarray, moved: np.ndarray, rng: np.random.Generator) -> int:
+    """Unassign replicas from drives holding more than their target.
+
+    Takes at most ``excess[d]`` replicas from each drive ``d``, at most one
+    not-in-flight replica per partition, choosing partitions at random
+    (seeded). Updates ``excess`` and ``moved`` in place; returns the count.
+    """
+    gathered = 0
+    R, N = A.shape
+    exx = np.append(excess, 0)
+    for _ in range(4):
+        if not (exx[:-1] > 0).any():
+            break
+        ok = (exx[A] > 0) & (inflight | (eligible & ~moved)[None, :])
+        has = ok.any(axis=0)
+        parts = np.flatnonzero(has)
+        if not len(parts):
+            break
+        score = np.where(ok[:, parts], exx[A[:, parts]] + rng.random((R, len(parts))), -1.0)
+        reps = np.argmax(score, axis=0)
+        devs = A[reps, parts]
+        perm = rng.permutation(len(parts))
+        order = perm[np.argsort(devs[perm], kind="stable")]
+        sdev = devs[order]
+        first = np.searchsorted(sdev, sdev, side="left")
+        rank = np.arange(len(sdev)) - first
+        sel = order[rank < exx[sdev]]
+        if not len(sel):
+            break
+        p_sel, r_sel, d_sel = parts[sel], reps[sel], devs[sel]
+        A[r_sel, p_sel] = -1
+        np.subtract.at(exx, d_sel, 1)
+        moved[p_sel[~inflight[r_sel, p_sel]]] = True
+        gathered += len(sel)
+    excess[:] = exx[:-1]
+    return gathered
+
+
+def balance_of(counts: np.ndarray, weights: np.ndarray, parts_total: int) -> float:
+    """Swift's ``get_balance``: max over drives of |parts/wanted - 1| in percent.
+
+    ``wanted`` is by weight alone. A weightless drive holding parts scores
+    MAX_BALANCE.
+    """
+    total = weights.sum()
+    if total <= 0:
+        return MAX_BALANCE if counts.sum() else 0.0
+    wop = parts_total / total
+    worst = 0.0
+    zero = weights <= 0
+    if (counts[zero] > 0).any():
+        return MAX_BALANCE
+    live = ~zero
+    if live.any():
+        dev = np.abs(100.0 * counts[live] / (weights[live] * wop) - 100.0)
+        worst = float(dev.max())
+    return min(worst, MAX_BALANCE)
+
+
+def dispersion_of(A: np.ndarray, topo: Topology, max_allowed: list[np.ndarray]) -> float:
+    """Swift's dispersion: percent of partition-replicas beyond the tiers' maximal spread.
+
+    Each partition counts, at the tier level where it is worst, the replicas
+    above ``max_allowed`` (the topology-only maximum); unassigned or removed
+    replicas count as at risk.
+    """
+    R, N = A.shape
+    if N == 0:
+        return 0.0
+    risk = (A < 0).sum(axis=0).astype(np.int64)
+    for level in range(4):
+        T = _with_none(topo.tier[level])[A]
+        same = _same_counts(T)
+        first = np.ones(A.shape, dtype=bool)
+        for r in range(1, R):
+            for q in range(r):
+                first[r] &= T[q] != T[r]
+        mx = np.append(max_allowed[level], 0)
+        ex = np.where((T >= 0) & first, np.maximum(same - mx[T], 0), 0)
+        risk = np.maximum(risk, ex.sum(axis=0))
+    return 100.0 * float(risk.sum()) / (N * R)
