@@ -1,0 +1,129 @@
+"""``NodeContext``: what every server in the storage process shares.
+
+Built once by ``serve_storage`` and passed to each handler
+(``object_server.handle``, ``container_server.handle(request, ctx)``,
+``account_server.handle(request, ctx)``, ``replicate.handle``). Contract for
+the handlers:
+
+- ``await ctx.run(drive, fn, *args)``: run blocking ``fn`` in a worker thread
+  under that drive's ``CapacityLimiter`` (one slow drive stalls only itself).
+  Inside ``fn`` call ``ctx.check_drive(drive)`` first: it raises
+  ``DriveUnavailable`` (507) when the drive directory is missing or, with
+  ``mount_check``, not a mount point.
+- ``ctx.env(drive)``: the drive's LMDB environment (``<drive>/index.lmdb``,
+  ``max_dbs=64``), opened once per process; open your own named
+  sub-databases in it (``env.open_db(b"container.rows")``; the object side
+  uses ``objects``, ``suffixes``, ``async_pending``). Call it from a thread
+  (it may create the directory). ``ctx.committer(drive)`` batches write
+  transactions across concurrent requests (group commit, see ``index``).
+- ``ctx.clock()``: wall-clock seconds (injected; expiry and reclaim use it).
+  ``ctx.hash_secret`` for ``ring.hashing``; ``ctx.http`` the shared pooled
+  client for container/account updates; ``ctx.logger`` for ``log_event``.
+- ``ctx.drive_layer``: the object side's file operations (``drive``).
+Handlers raise ``DriveUnavailable`` / ``common.http.HTTPError`` or return a
+``Response``; the server maps ``DriveUnavailable`` and ``OSError(ENOSPC)`` to
+507 for that drive only.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import trio
+
+from common.http import HTTPClient
+from storage_node.drive import DiskDrives, DriveLayer, DriveUnavailable
+from storage_node.index import DriveIndex, GroupCommitter, open_env
+
+T = TypeVar("T")
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """The ``[storage]`` section, as the object side uses it."""
+
+    mount_check: bool = False
+    threads_per_drive: int = 8
+    group_commit: bool = True
+    container_update_timeout: float = 1.0
+    reclaim_age: float = 7 * 86400.0
+    index_map_size: int = 8 << 30
+    auditor_bytes_per_second: float = 0.0  # 0: no auditor task in the server
+    auditor_interval: float = 3600.0
+    max_object_size: int = 5 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    drives: Mapping[str, Path]
+    limiters: Mapping[str, trio.CapacityLimiter]
+    clock: Callable[[], float]
+    hash_secret: str
+    http: HTTPClient
+    logger: logging.Logger
+    settings: StorageSettings = StorageSettings()
+    drive_layer: DriveLayer = field(default_factory=DiskDrives)
+    committers: dict[str, GroupCommitter] = field(default_factory=dict)
+    indexes: dict[str, DriveIndex] = field(default_factory=dict)
+
+    def root(self, drive: str) -> Path:
+        """The drive's directory; ``DriveUnavailable`` if not configured."""
+        root = self.drives.get(drive)
+        if root is None:
+            raise DriveUnavailable(f"drive {drive!r} is not configured on this node")
+        return root
+
+    def check_drive(self, drive: str) -> Path:
+        """(thread) The drive's root after the missing/mount checks."""
+        root = self.root(drive)
+        self.drive_layer.check(root, self.settings.mount_check)
+        return root
+
+    def env(self, drive: str) -> lmdb.Environment:
+        """(thread) The drive's LMDB environment."""
+        root = self.check_drive(drive)
+        try:
+            return open_env(root, self.settings.index_map_size)
+        except lmdb.Error as exc:
+            raise DriveUnavailable(f"drive {drive!r}: cannot open its index: {exc}") from exc
+
+    def index(self, drive: str) -> DriveIndex:
+        """(thread) The object index of the drive (cached)."""
+        idx = self.indexes.get(drive)
+        if idx is None:
+            idx = self.indexes.setdefault(drive, DriveIndex(self.env(drive)))
+        return idx
+
+    def committer(self, drive: str) -> GroupCommitter:
+        """(async side) The drive's group committer; the env must be open
+        (call ``ctx.env`` or ``ctx.index`` in a thread first)."""
+        c = self.committers.get(drive)
+        if c is None:
+            env = open_env(self.root(drive), self.settings.index_map_size)
+            c = self.committers.setdefault(
+                drive, GroupCommitter(env, self.limiters[drive], self.settings.group_commit))
+        return c
+
+    async def run(self, drive: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a thread under the drive's limiter;
+        disk-full style ``OSError``s become ``DriveUnavailable``."""
+        limiter = self.limiters.get(drive)
+        if limiter is None:
+            raise DriveUnavailable(f"drive {drive!r} is not configured on this node")
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
+        except OSError as exc:
+            if exc.errno in FULL_ERRNOS:
+                raise DriveUnavailable(f"drive {drive!r}: {exc.strerror}") from exc
+            raise
+
+
+def make_limiters(drives: Mapping[str, Path], per_drive: int) -> dict[str, trio.CapacityLimiter]:
+    return {name: trio.CapacityLimiter(per_drive) for name in drives}

@@ -1,0 +1,213 @@
+"""One object's files on one drive: write, settle, read, quarantine.
+
+Blocking code, called from worker threads under the drive's limiter, through
+an injected ``DriveLayer``. Contract:
+
+- ``ObjectWriter``: body -> ``<drive>/tmp/<uuid>.tmp`` (MD5 + chunked BLAKE3 in
+  the same pass), trailer, fsync, then ``commit`` renames into the hash
+  directory under the directory lock, fsyncs the directory and ``settle``s.
+  ``abort`` removes the temp file; a crash leaves only a temp file, never a
+  visible partial object (invariants 1, 5).
+- ``settle``: list the hash directory, apply ``choose_files``, unlink the
+  obsolete files and compute the index row from what is left. The row is
+  derived from the files, so the files alone can always rebuild the index.
+- ``ObjectReader``: opens the ``.data`` file, checks the trailer against the
+  row, and hands out verified chunks; a mismatch raises ``CorruptData`` and the
+  caller quarantines (invariant 3).
+- ``quarantine``: moves the hash directory to
+  ``<drive>/quarantined/objects/<hash>``; the caller drops the row, so the
+  object counts as missing and the suffix hash changes for the replicator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.timestamp import Timestamp
+from storage_node.drive import DriveLayer, ReadHandle, TempFile
+from storage_node.integrity import (
+    CHUNK_SIZE,
+    DIGEST_SIZE,
+    FOOTER,
+    ChunkHasher,
+    CorruptData,
+    decode_footer,
+    decode_trailer,
+    encode_trailer,
+    root_hash,
+    verify_chunk,
+)
+from storage_node.object_core import (
+    DATA,
+    META,
+    TOMB,
+    FileSet,
+    ObjectError,
+    ObjectRecord,
+    choose_files,
+    record_from_files,
+)
+from storage_node.paths import object_dir
+
+SMALL_READ = 2 * CHUNK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLocation:
+    root: Path
+    partition: int
+    hash: str
+    name: str
+
+    @property
+    def dir(self) -> Path:
+        return self.root / object_dir(self.partition, self.hash)
+
+
+def _read_data_meta(drives: DriveLayer, path: Path) -> dict[str, Any]:
+    h = drives.open_read(path)
+    try:
+        footer = h.read_at(h.size - FOOTER.size, FOOTER.size) if h.size >= FOOTER.size else b""
+        _, json_len, _ = decode_footer(footer, h.size)
+        raw = h.read_at(h.size - FOOTER.size - json_len, json_len)
+        meta = json.loads(raw)
+        if not isinstance(meta, dict):
+            raise CorruptData("trailer metadata is not an object")
+        return meta
+    except ValueError as exc:
+        raise CorruptData(f"unreadable trailer in {path}") from exc
+    finally:
+        h.close()
+
+
+def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, Any]] | None = None) -> ObjectRecord:
+    """Apply the winner rules to the hash directory (call under ``lock_dir``)."""
+    fs: FileSet = choose_files(drives.listdir(loc.dir))
+    for f in fs.obsolete:
+        drives.unlink(loc.dir / f)
+    known = known or {}
+    data_meta = post_meta = None
+    if fs.data:
+        data_meta = known.get(fs.data) or _read_data_meta(drives, loc.dir / fs.data)
+    if fs.meta:
+        post_meta = known.get(fs.meta) or json.loads(drives.read_bytes(loc.dir / fs.meta))
+    name = loc.name
+    if not name and fs.tomb:
+        name = json.loads(drives.read_bytes(loc.dir / fs.tomb) or b"{}").get("name", "")
+    return record_from_files(fs, data_meta, post_meta, name)
+
+
+class ObjectWriter:
+    """Streams one PUT body to a temp file; not thread-safe, one call at a time."""
+
+    def __init__(self, drives: DriveLayer, root: Path) -> None:
+        self.drives = drives
+        self.tmp: TempFile = drives.open_temp(root)
+        self.hasher = ChunkHasher()
+        self.meta: dict[str, Any] = {}
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.hasher.update(data)
+        self.tmp.write(data)
+
+    def finish(self, name: str, headers: dict[str, str], expected_etag: str | None) -> dict[str, Any]:
+        """Write the trailer and fsync; 422 (temp file removed) on ETag mismatch."""
+        etag, digests = self.hasher.finish()
+        if expected_etag and expected_etag.strip('"').lower() != etag:
+            self.abort()
+            raise ObjectError(422, f"Unprocessable Entity: ETag {expected_etag} does not match body MD5 {etag}")
+        self.meta = {"name": name, "size": self.hasher.size, "etag": etag,
+                     "root": root_hash(digests, self.hasher.size), "headers": headers}
+        self.tmp.write(encode_trailer(self.meta, digests))
+        self.tmp.fsync()
+        return self.meta
+
+    def commit(self, loc: ObjectLocation, ts: Timestamp) -> ObjectRecord:
+        fname = ts.internal + DATA
+        with self.drives.lock_dir(loc.dir):
+            self.tmp.commit(loc.dir, fname)
+            return settle(self.drives, loc, {fname: self.meta})
+
+    def abort(self) -> None:
+        self.tmp.abort()
+
+
+def write_small(drives: DriveLayer, loc: ObjectLocation, ts: Timestamp, ext: str,
+                payload: dict[str, Any]) -> ObjectRecord:
+    """Write a tombstone (``.ts``) or POST metadata (``.meta``) file durably."""
+    assert ext in (TOMB, META)
+    tmp = drives.open_temp(loc.root)
+    try:
+        tmp.write(json.dumps(payload, separators=(",", ":")).encode())
+        tmp.fsync()
+        fname = ts.internal + ext
+        with drives.lock_dir(loc.dir):
+            tmp.commit(loc.dir, fname)
+            return settle(drives, loc, {fname: payload} if ext == META else None)
+    except BaseException:
+        tmp.abort()
+        raise
+
+
+class ObjectReader:
+    """Verified reads of one ``.data`` file (thread-side)."""
+
+    def __init__(self, drives: DriveLayer, path: Path, rec: ObjectRecord) -> None:
+        self.handle: ReadHandle = drives.open_read(path)
+        self.size = rec.size
+        self._cache: tuple[int, bytes] | None = None
+        try:
+            if self.handle.size <= SMALL_READ:
+                whole = self.handle.read_at(0, self.handle.size)
+                tr = decode_trailer(whole, self.handle.size)
+                self.digests = tr.digests
+                body_size = tr.body_size
+                self._whole = whole
+            else:
+                footer = self.handle.read_at(self.handle.size - FOOTER.size, FOOTER.size)
+                body_size, _, n = decode_footer(footer, self.handle.size)
+                raw = self.handle.read_at(body_size, n * DIGEST_SIZE)
+                self.digests = [raw[i * DIGEST_SIZE:(i + 1) * DIGEST_SIZE] for i in range(n)]
+                self._whole = b""
+            if body_size != rec.size or root_hash(self.digests, body_size) != rec.root:
+                raise CorruptData(f"{path} does not match its index row")
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def has_chunk(self, i: int) -> bool:
+        """True when chunk ``i`` is already read and verified (no I/O needed)."""
+        return self._cache is not None and self._cache[0] == i
+
+    def chunk(self, i: int) -> bytes:
+        """Chunk ``i`` of the body, verified against its BLAKE3."""
+        if self._cache and self._cache[0] == i:
+            return self._cache[1]
+        start = i * CHUNK_SIZE
+        n = min(CHUNK_SIZE, self.size - start)
+        data = self._whole[start:start + n] if self._whole else self.handle.read_at(start, n)
+        if len(data) != n:
+            raise CorruptData(f"short read of chunk {i}")
+        verify_chunk(i, data, self.digests)
+        self._cache = (i, data)
+        return data
+
+    def read_range(self, start: int, end: int, limit: int = CHUNK_SIZE) -> bytes:
+        """Verified bytes ``[start, min(end+1, start+limit))``, within one chunk."""
+        i = start // CHUNK_SIZE
+        data = self.chunk(i)
+        off = start - i * CHUNK_SIZE
+        stop = min(end + 1 - i * CHUNK_SIZE, off + limit, len(data))
+        return data[off:stop]
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def quarantine(drives: DriveLayer, loc: ObjectLocation) -> Path:
+    dst = loc.root / "quarantined" / "objects" / loc.hash
+    drives.move_dir(loc.dir, dst)
+    return dst

@@ -1,0 +1,305 @@
+"""The drive layer: every file operation the object side does, behind one
+protocol, with a real disk implementation and an in-memory one (for the
+whole-cluster simulation; DESIGN "Injected world").
+
+All methods are blocking and are called from worker threads under the drive's
+``CapacityLimiter``. Durability contract of ``TempFile.commit`` (invariant 1):
+the file's own fsync is done before the rename, every directory created on
+the way is fsynced into its parent, and the destination directory is fsynced
+after the rename, so once ``commit`` returns the file survives a crash.
+``OSError(ENOSPC)`` and friends propagate; the shell maps them to 507.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+
+class DriveUnavailable(Exception):
+    """The drive is missing, not mounted or full: 507 for this drive only."""
+
+    status = 507
+
+
+class TempFile(Protocol):
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def fsync(self) -> None: ...
+    def commit(self, dest_dir: Path, name: str) -> None: ...
+    def abort(self) -> None: ...
+
+
+class ReadHandle(Protocol):
+    size: int
+
+    def read_at(self, offset: int, n: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class DriveLayer(Protocol):
+    def check(self, root: Path, mount_check: bool) -> None: ...
+    def open_temp(self, root: Path) -> TempFile: ...
+    def open_read(self, path: Path) -> ReadHandle: ...
+    def listdir(self, path: Path) -> list[str]: ...
+    def read_bytes(self, path: Path) -> bytes: ...
+    def unlink(self, path: Path) -> None: ...
+    def fsync_dir(self, path: Path) -> None: ...
+    def move_dir(self, src: Path, dst: Path) -> None: ...
+    def remove_empty_dirs(self, path: Path, stop: Path) -> None: ...
+    def lock_dir(self, path: Path) -> AbstractContextManager[None]: ...
+
+
+# -- real disk ---------------------------------------------------------------
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs_durable(path: Path) -> None:
+    """Create ``path`` and parents, fsyncing each new entry into its parent."""
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(d.parent)
+
+
+class _DiskTemp:
+    __slots__ = ("path", "fd")
+
+    def __init__(self, root: Path) -> None:
+        tmp = root / "tmp"
+        if not tmp.is_dir():
+            _makedirs_durable(tmp)
+        self.path = tmp / f"{uuid.uuid4().hex}.tmp"
+        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert self.fd is not None
+        mv = memoryview(data)
+        while len(mv):
+            n = os.write(self.fd, mv)
+            mv = mv[n:]
+
+    def fsync(self) -> None:
+        assert self.fd is not None
+        os.fdatasync(self.fd)
+
+    def commit(self, dest_dir: Path, name: str) -> None:
+        assert self.fd is not None
+        os.close(self.fd)
+        self.fd = None
+        _makedirs_durable(dest_dir)
+        os.rename(self.path, dest_dir / name)
+        _fsync_dir(dest_dir)
+
+    def abort(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class _DiskReader:
+    __slots__ = ("fd", "size")
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class DiskDrives:
+    """The real drive layer: plain files, POSIX fsync and rename."""
+
+    def check(self, root: Path, mount_check: bool) -> None:
+        if not root.is_dir():
+            raise DriveUnavailable(f"drive {root} is missing")
+        if mount_check and not os.path.ismount(root):
+            raise DriveUnavailable(f"drive {root} is not mounted")
+
+    def open_temp(self, root: Path) -> TempFile:
+        return _DiskTemp(root)
+
+    def open_read(self, path: Path) -> ReadHandle:
+        return _DiskReader(path)
+
+    def listdir(self, path: Path) -> list[str]:
+        try:
+            return os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def unlink(self, path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def fsync_dir(self, path: Path) -> None:
+        _fsync_dir(path)
+
+    def move_dir(self, src: Path, dst: Path) -> None:
+        _makedirs_durable(dst.parent)
+        if dst.exists():
+            dst = dst.with_name(f"{dst.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(src, dst)
+        _fsync_dir(dst.parent)
+        _fsync_dir(src.parent)
+
+    def remove_empty_dirs(self, path: Path, stop: Path) -> None:
+        p = path
+        while p != stop and stop in p.parents:
+            try:
+                p.rmdir()
+            except OSError:
+                return
+            p = p.parent
+
+    @contextmanager
+    def lock_dir(self, path: Path) -> Iterator[None]:
+        """Create ``path`` durably and hold an exclusive ``flock`` on it:
+        serialises settling one object across threads and worker processes."""
+        _makedirs_durable(path)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+# -- in memory ---------------------------------------------------------------
+
+class MemoryDrives:
+    """An in-memory drive layer for simulations: a dict of paths. Directories
+    exist implicitly (a path prefix of a file) or explicitly (``mkdir``).
+    ``capacity`` bytes per drive root makes writes raise ENOSPC; ``missing``
+    roots answer 507."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.files: dict[Path, bytes] = {}
+        self.dirs: set[Path] = set()
+        self.missing: set[Path] = set()
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._dir_locks: dict[Path, threading.Lock] = {}
+
+    def mkdir(self, path: Path) -> None:
+        with self._lock:
+            self.dirs.add(path)
+
+    def _used(self, root: Path) -> int:
+        return sum(len(v) for k, v in self.files.items() if root in k.parents)
+
+    def check(self, root: Path, mount_check: bool) -> None:
+        if root in self.missing or root not in self.dirs:
+            raise DriveUnavailable(f"drive {root} is missing")
+
+    def open_temp(self, root: Path) -> TempFile:
+        return _MemTemp(self, root)
+
+    def open_read(self, path: Path) -> ReadHandle:
+        with self._lock:
+            if path not in self.files:
+                raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+            return _MemReader(self.files[path])
+
+    def listdir(self, path: Path) -> list[str]:
+        with self._lock:
+            return sorted({k.relative_to(path).parts[0] for k in self.files if path in k.parents})
+
+    def read_bytes(self, path: Path) -> bytes:
+        with self._lock:
+            if path not in self.files:
+                raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+            return self.files[path]
+
+    def unlink(self, path: Path) -> None:
+        with self._lock:
+            self.files.pop(path, None)
+
+    def fsync_dir(self, path: Path) -> None:
+        return None
+
+    def move_dir(self, src: Path, dst: Path) -> None:
+        with self._lock:
+            for k in [k for k in self.files if src in k.parents]:
+                self.files[dst / k.relative_to(src)] = self.files.pop(k)
+
+    def remove_empty_dirs(self, path: Path, stop: Path) -> None:
+        return None  # directories exist only through their files
+
+    @contextmanager
+    def lock_dir(self, path: Path) -> Iterator[None]:
+        with self._lock:
+            lock = self._dir_locks.setdefault(path, threading.Lock())
+        with lock:
+            yield
+
+
+class _MemTemp:
+    def __init__(self, drives: MemoryDrives, root: Path) -> None:
+        self.drives, self.root = drives, root
+        self.path = root / "tmp" / f"{uuid.uuid4().hex}.tmp"
+        self.buf = bytearray()
+        drives.files[self.path] = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        cap = self.drives.capacity
+        if cap is not None and self.drives._used(self.root) + len(self.buf) + len(data) > cap:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.buf += data
+
+    def fsync(self) -> None:
+        with self.drives._lock:
+            self.drives.files[self.path] = bytes(self.buf)
+
+    def commit(self, dest_dir: Path, name: str) -> None:
+        with self.drives._lock:
+            self.drives.files.pop(self.path, None)
+            self.drives.files[dest_dir / name] = bytes(self.buf)
+
+    def abort(self) -> None:
+        with self.drives._lock:
+            self.drives.files.pop(self.path, None)
+
+
+class _MemReader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        return self.data[offset : offset + n]
+
+    def close(self) -> None:
+        return None

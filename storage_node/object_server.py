@@ -1,0 +1,344 @@
+"""The object server (shell): PUT/GET/HEAD/POST/DELETE of one object.
+
+Decisions come from ``object_core`` / ``conditional_core``; files from
+``diskfile`` through the injected drive layer, in worker threads under the
+drive's limiter; index rows through the drive's group committer.
+
+Contract per verb (BACKEND_API.md "Objects"):
+- PUT: 409 is decided before the body is read; the body streams to a temp
+  file in ``WRITE_BATCH`` pieces (memory flat, invariant 4); a hang-up (499),
+  stall (408), ETag mismatch (422), full drive (507) or cancellation removes
+  the temp file and leaves nothing visible (invariant 5). 201 only after
+  file fsync, rename, directory fsync and the index commit (invariant 1),
+  and after the container updates were sent or queued.
+- GET: chunks are verified before they are sent; a mismatch in the first
+  chunk quarantines and answers 404 (as Swift's DiskFileQuarantined), a later
+  one quarantines and aborts the response (invariant 3). HEAD stats the file.
+  A data file lost behind the index's back is noticed here and the row fixed.
+- DELETE: tombstone; 204 if there was live data, else 404; both carry on.
+- POST: ``.meta`` file; 202.
+"""
+
+from __future__ import annotations
+
+import errno
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import trio
+
+from common.http import BodyTimeout, ClientDisconnect, Request, Response
+from common.log import log_event
+from common.timestamp import Timestamp
+from storage_node import async_pending
+from storage_node.conditional_core import (
+    Unsatisfiable,
+    evaluate_conditions,
+    multipart_layout,
+    parse_range,
+)
+from storage_node.context import NodeContext
+from storage_node.diskfile import (
+    ObjectLocation,
+    ObjectReader,
+    ObjectWriter,
+    quarantine,
+    settle,
+    write_small,
+)
+from storage_node.integrity import CHUNK_SIZE, CorruptData
+from storage_node.object_core import (
+    META,
+    TOMB,
+    ObjectError,
+    ObjectRecord,
+    check_delete_at,
+    check_post,
+    check_put_or_delete,
+    last_modified,
+    post_headers,
+    put_headers,
+    require_timestamp,
+    response_headers,
+)
+from storage_node.paths import BackendPath, hash_for
+
+WRITE_BATCH = 1 << 20
+
+
+class Counters:
+    """Process-wide object counters (exported by ``/metrics``)."""
+
+    quarantined = 0
+    lost_files = 0
+
+
+def _loc(ctx: NodeContext, bp: BackendPath, root: Path) -> ObjectLocation:
+    return ObjectLocation(root, bp.partition, hash_for(ctx.hash_secret, bp), bp.name)
+
+
+def _not_found(rec: ObjectRecord | None) -> Response:
+    hdrs = {"X-Backend-Timestamp": rec.tomb_ts.internal} if rec and rec.tomb_ts else {}
+    return Response.text(404, "", hdrs)
+
+
+async def handle(request: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    try:
+        if request.method == "PUT":
+            return await _put(request, ctx, bp)
+        if request.method in ("GET", "HEAD"):
+            return await _get(request, ctx, bp)
+        if request.method == "DELETE":
+            return await _delete(request, ctx, bp)
+        if request.method == "POST":
+            return await _post(request, ctx, bp)
+    except ObjectError as exc:
+        return Response.text(exc.status, str(exc) if exc.status != 404 else "", exc.headers)
+    return Response.text(405, f"{request.method} is not allowed on an object", {"Allow": "PUT, GET, HEAD, POST, DELETE"})
+
+
+# -- PUT -------------------------------------------------------------------------
+
+async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    ts = require_timestamp(req.headers)
+    check_delete_at(req.headers, ctx.clock())
+    if req.content_length is None and not req.chunked:
+        return Response.text(411, "Missing Content-Length or Transfer-Encoding: chunked")
+    limit = ctx.settings.max_object_size
+    if req.content_length is not None and req.content_length > limit:
+        return Response.text(413, f"Object larger than {limit} bytes")
+    headers = put_headers(req.headers.items())
+    tg = async_pending.targets(req.headers)
+    if isinstance(tg, str):
+        return Response.text(400, tg)
+
+    def begin() -> tuple[ObjectLocation, ObjectWriter]:
+        root = ctx.check_drive(bp.drive)
+        loc = _loc(ctx, bp, root)
+        check_put_or_delete(ctx.index(bp.drive).get(bp.partition, loc.hash), ts)
+        return loc, ObjectWriter(ctx.drive_layer, root)
+
+    loc, writer = await ctx.run(bp.drive, begin)
+    committed = False
+    try:
+        buf = bytearray()
+        received = 0
+        async for chunk in req.iter_body():
+            received += len(chunk)
+            if received > limit:
+                raise ObjectError(413, f"Object larger than {limit} bytes")
+            buf += chunk
+            if len(buf) >= WRITE_BATCH:
+                data, buf = buf, bytearray()
+                await ctx.run(bp.drive, writer.write, data)
+        if req.content_length is not None and received != req.content_length:
+            raise ClientDisconnect("body shorter than Content-Length")
+
+        def finish() -> ObjectRecord:
+            if buf:
+                writer.write(buf)
+            writer.finish(bp.name, headers, req.headers.get("etag"))
+            return writer.commit(loc, ts)
+
+        rec = await ctx.run(bp.drive, finish)
+        committed = True
+    except (ClientDisconnect, BodyTimeout) as exc:
+        await _abort(ctx, bp.drive, writer)
+        return Response.text(exc.status, exc.message or "client disconnected")
+    except BaseException:
+        if not committed:
+            await _abort(ctx, bp.drive, writer)
+        raise
+    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
+    meta = writer.meta
+    await _update_containers(ctx, req, bp, loc.hash, "PUT", ts, meta["size"],
+                             headers["content-type"], meta["etag"])
+    return Response(201, {"ETag": meta["etag"], "X-Backend-Timestamp": ts.internal})
+
+
+async def _abort(ctx: NodeContext, drive: str, writer: ObjectWriter) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await ctx.run(drive, writer.abort)
+        except OSError:
+            pass
+
+
+async def _update_containers(ctx: NodeContext, req: Request, bp: BackendPath, name_hash: str, method: str,
+                             ts: Timestamp, size: int = 0, ctype: str = "", etag: str = "") -> None:
+    updates = async_pending.build_updates(method, req.headers, bp.name, name_hash, ts, size, ctype, etag)
+    if not updates:
+        return
+    failed: list[async_pending.PendingUpdate] = []
+    trans_id = req.headers.get("x-trans-id") or ""
+    timeout = ctx.settings.container_update_timeout
+
+    async def one(u: async_pending.PendingUpdate) -> None:
+        if not await async_pending.send_update(ctx.http, u, timeout, trans_id):
+            failed.append(u)
+
+    async with trio.open_nursery() as nursery:
+        for u in updates:
+            nursery.start_soon(one, u)
+    if failed:
+        env = await ctx.run(bp.drive, ctx.env, bp.drive)
+        await ctx.committer(bp.drive).commit([async_pending.op_enqueue(env, u) for u in failed])
+        log_event(ctx.logger, "container_update_queued", trans_id=trans_id, count=len(failed), name=bp.name)
+
+
+# -- GET / HEAD -------------------------------------------------------------------
+
+def _open(ctx: NodeContext, bp: BackendPath, head: bool) -> tuple[ObjectLocation, ObjectRecord | None, ObjectReader | None]:
+    """(thread) The row and, for GET, a verified reader; repairs the row when
+    the data file vanished and quarantines a corrupt file."""
+    root = ctx.check_drive(bp.drive)
+    loc = _loc(ctx, bp, root)
+    idx = ctx.index(bp.drive)
+    rec = idx.get(bp.partition, loc.hash)
+    for _ in range(2):
+        if rec is None or not rec.exists or rec.expired(ctx.clock()):
+            return loc, rec, None
+        assert rec.data_file is not None
+        path = loc.dir / rec.data_file
+        try:
+            if head:
+                ctx.drive_layer.open_read(path).close()
+                return loc, rec, None
+            reader = ObjectReader(ctx.drive_layer, path, rec)
+            try:
+                reader.chunk(0)
+            except BaseException:
+                reader.close()
+                raise
+            return loc, rec, reader
+        except FileNotFoundError:
+            Counters.lost_files += 1
+            with ctx.drive_layer.lock_dir(loc.dir):
+                rec = settle(ctx.drive_layer, loc)
+            idx.apply([idx.op_put_row(bp.partition, loc.hash, rec, force=True)])
+        except CorruptData:
+            _quarantine(ctx, bp, loc)
+            return loc, None, None
+    return loc, None, None
+
+
+def _quarantine(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation) -> None:
+    """(thread) Move the hash dir aside and drop the row (invariant 3)."""
+    try:
+        quarantine(ctx.drive_layer, loc)
+    except FileNotFoundError:
+        pass
+    idx = ctx.index(bp.drive)
+    idx.apply([idx.op_delete_row(bp.partition, loc.hash)])
+    Counters.quarantined += 1
+    log_event(ctx.logger, "quarantined", drive=bp.drive, hash=loc.hash, name=bp.name)
+
+
+async def _get(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    head = req.method == "HEAD"
+    loc, rec, reader = await ctx.run(bp.drive, _open, ctx, bp, head)
+    if rec is None or not rec.exists or rec.expired(ctx.clock()):
+        return _not_found(rec)
+    try:
+        hdrs = response_headers(rec)
+        status = evaluate_conditions(_lower(req), rec.etag, last_modified(rec), req.method)
+        if status != 200:
+            return Response(status, hdrs)
+        try:
+            ranges = parse_range(req.headers.get("range"), rec.size)
+        except Unsatisfiable as exc:
+            return Response(416, hdrs + [("Content-Range", f"bytes */{rec.size}")], str(exc).encode())
+        if head or reader is None:
+            return Response(200, hdrs + [("Content-Length", str(rec.size))])
+        if ranges is None:
+            spans = [(b"", 0, rec.size - 1)]
+            tail = b""
+            status, length = 200, rec.size
+        elif len(ranges) == 1:
+            a, b = ranges[0]
+            spans, tail, status, length = [(b"", a, b)], b"", 206, b - a + 1
+            hdrs.append(("Content-Range", f"bytes {a}-{b}/{rec.size}"))
+        else:
+            mp = multipart_layout(ranges, rec.size, dict(hdrs)["Content-Type"], uuid.uuid4().hex)
+            spans = [(p.head, p.start, p.end) for p in mp.parts]
+            tail, status, length = mp.tail, 206, mp.length
+            hdrs = [(k, v) for k, v in hdrs if k != "Content-Type"] + [("Content-Type", mp.content_type)]
+        body = _stream(ctx, bp, loc, reader, spans, tail)
+        reader = None  # the body owns it now
+        return Response(status, hdrs + [("Content-Length", str(length))], body)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _lower(req: Request) -> dict[str, str]:
+    return {k: req.headers[k] for k in ("if-match", "if-none-match", "if-modified-since",
+                                        "if-unmodified-since") if k in req.headers}
+
+
+async def _stream(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, reader: ObjectReader,
+                  spans: list[tuple[bytes, int, int]], tail: bytes) -> AsyncIterator[bytes]:
+    """Yield verified bytes; on corruption quarantine and raise (the server
+    then aborts the connection). Closes the reader on every exit."""
+    try:
+        for head, a, b in spans:
+            if head:
+                yield head
+            pos = a
+            while pos <= b:
+                if reader.has_chunk(pos // CHUNK_SIZE):
+                    data = reader.read_range(pos, b)
+                else:
+                    data = await ctx.run(bp.drive, reader.read_range, pos, b)
+                yield data
+                pos += len(data)
+        if tail:
+            yield tail
+    except CorruptData:
+        with trio.CancelScope(shield=True):
+            await ctx.run(bp.drive, _quarantine, ctx, bp, loc)
+        raise
+    finally:
+        reader.close()
+
+
+# -- DELETE / POST ----------------------------------------------------------------
+
+async def _delete(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    ts = require_timestamp(req.headers)
+
+    def work() -> tuple[ObjectLocation, ObjectRecord | None, ObjectRecord]:
+        root = ctx.check_drive(bp.drive)
+        loc = _loc(ctx, bp, root)
+        old = ctx.index(bp.drive).get(bp.partition, loc.hash)
+        check_put_or_delete(old, ts)
+        return loc, old, write_small(ctx.drive_layer, loc, ts, TOMB, {"name": bp.name})
+
+    loc, old, rec = await ctx.run(bp.drive, work)
+    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
+    await _update_containers(ctx, req, bp, loc.hash, "DELETE", ts)
+    if old is not None and old.exists and not old.expired(ctx.clock()):
+        return Response(204, {"X-Backend-Timestamp": ts.internal})
+    hdrs = {"X-Backend-Timestamp": old.tomb_ts.internal} if old and old.tomb_ts else {}
+    return Response.text(404, "", hdrs)
+
+
+async def _post(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    ts = require_timestamp(req.headers)
+    check_delete_at(req.headers, ctx.clock())
+    new_headers = post_headers(req.headers.items())
+
+    def work() -> tuple[ObjectLocation, ObjectRecord]:
+        root = ctx.check_drive(bp.drive)
+        loc = _loc(ctx, bp, root)
+        check_post(ctx.index(bp.drive).get(bp.partition, loc.hash), ts, ctx.clock())
+        return loc, write_small(ctx.drive_layer, loc, ts, META, {"headers": new_headers})
+
+    loc, rec = await ctx.run(bp.drive, work)
+    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
+    return Response(202, {"X-Backend-Timestamp": ts.internal})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
