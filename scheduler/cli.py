@@ -1,0 +1,75 @@
+"""CLI: ``ringstack serve placement`` (and, when present, the scheduler's
+``ringstack placement ...``, ``schedule`` and ``evacuate`` from
+``scheduler.sched_cli``).
+
+``ringstack serve placement --data DIR [--port 8778] [--host 127.0.0.1]
+[--policy legacy|secure-rbac] [--config FILE]`` prints ``READY placement
+HOST:PORT`` once listening (``--port 0`` picks a free port). Options not
+given on the command line come from the ``[placement]`` section of the
+cluster config (``data``, ``port``, ``host``, ``policy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from functools import partial
+from typing import Any
+
+import trio
+
+POLICIES = ("legacy", "secure-rbac")
+
+
+def register(sub: Any, serve_sub: Any) -> None:
+    p = serve_sub.add_parser("placement", help="run the Placement-compatible API")
+    p.add_argument("--data", help="state directory (LMDB), created if missing")
+    p.add_argument("--port", type=int, default=None, help="listen port (default 8778; 0: any)")
+    p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    p.add_argument("--policy", choices=POLICIES, default=None,
+                   help="policy defaults: legacy (admin does everything) or secure-rbac")
+    p.add_argument("--config", default=None, help="cluster TOML config ([placement] section)")
+    p.add_argument("--no-fsync", action="store_true", help="do not fsync commits (tests)")
+    p.set_defaults(func=_serve)
+    try:
+        sched_cli = importlib.import_module("scheduler.sched_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "scheduler.sched_cli":
+            raise
+    else:
+        sched_cli.register(sub)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cli.main import CommandError
+    from common.config import ConfigError, load_config
+
+    from .server import serve_placement
+
+    try:
+        section = load_config(args.config).section("placement")
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    data = args.data or section.get("data")
+    if not data:
+        raise CommandError("--data DIR is required (or [placement] data in the config)")
+    port = args.port if args.port is not None else int(section.get("port", 8778))
+    host = args.host or str(section.get("host", "127.0.0.1"))
+    policy = args.policy or str(section.get("policy", "legacy"))
+    if policy not in POLICIES:
+        raise CommandError(f"unknown policy {policy!r}: use legacy or secure-rbac")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(partial(
+                serve_placement, data, host=host, port=port, policy=policy,
+                durable=not args.no_fsync))
+            print(f"READY placement {host}:{bound}", flush=True)
+
+    try:
+        trio.run(main)
+    except OSError as exc:
+        raise CommandError(f"cannot serve placement: {exc}") from None
+    except KeyboardInterrupt:
+        return 130
+    return 0
