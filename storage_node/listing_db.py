@@ -1,0 +1,360 @@
+"""Container and account listing databases in the drive's LMDB environment.
+
+Every container (and account) on a drive is one logical *database*: its info
+record plus its rows, stored in named sub-databases of the drive's one LMDB
+environment (``NodeContext.env``):
+
+- ``listing.info``: ``ref.key`` -> JSON ``DbState`` (info, live row count,
+  object count, bytes, row hash, max row id, db id, partitions).
+  ``b"\\x00next_cid"`` holds the next database number (``cid``).
+- ``listing.rows``: ``cid(8) + name`` -> the row (JSON, with its row id).
+  Keys sort as names sort (UTF-8 byte order = code point order), so a listing
+  with marker/prefix is one cursor range scan. LMDB keys stop at 511 bytes:
+  a name longer than ``_KEY_NAME`` bytes lives in the *bucket* key
+  ``cid + name[:_KEY_NAME] + b"\\0"`` (a list of rows sorted by name); NUL is
+  never in a name, so keys stay monotonic in names (K1).
+- ``listing.seq``: ``cid(8) + row_id(8)`` -> name. Every row write takes the
+  database's next row id and drops the row's old id, so ``rows_since(point)``
+  is one range scan (the replicator's sync point; S1).
+- ``listing.parts``: ``kind + part(4) + ref.key`` -> b"" (databases per
+  partition, for REPLICATE).
+- ``listing.dirty``: ``ref.key`` -> b"": containers whose counts changed and
+  are not yet reported to their account (the account reporter's durable queue).
+
+Counts, bytes and the row hash (XOR of row digests) change in the same
+transaction as the row (C1), so they never disagree with the rows after a crash.
+All functions here are blocking and take an open write or read transaction;
+``ListingStore`` runs them in the drive's threads and group-commits writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import lmdb
+
+from common.timestamp import Timestamp
+from storage_node.rows_core import (
+    ZERO,
+    ContainerRow,
+    DbInfo,
+    ObjectRow,
+    Row,
+    RowError,
+    info_from_dict,
+    info_to_dict,
+    merge_rows,
+    reclaimable,
+    row_digest,
+    row_from_list,
+    row_to_list,
+    row_usage,
+)
+
+_KEY_NAME = 480
+_NEXT_CID = b"\x00next_cid"
+
+
+class NotFound(RowError):
+    def __init__(self, message: str, state: DbState | None = None) -> None:
+        super().__init__(message, status=404)
+        self.state = state
+
+
+@dataclass(frozen=True, slots=True)
+class DbRef:
+    """Which database: kind "container" (rows are objects) or "account"."""
+
+    kind: str
+    account: str
+    container: str | None = None
+
+    @property
+    def key(self) -> bytes:
+        path = f"{self.account}/{self.container or ''}".encode("utf-8", "surrogateescape")
+        return self.kind[:1].encode() + hashlib.md5(path, usedforsecurity=False).digest()
+
+    @property
+    def path(self) -> str:
+        return self.account if self.container is None else f"{self.account}/{self.container}"
+
+
+@dataclass(frozen=True, slots=True)
+class DbState:
+    ref: DbRef
+    cid: int
+    db_id: str
+    info: DbInfo
+    row_count: int = 0  # live rows: objects of a container, containers of an account
+    object_count: int = 0
+    bytes_used: int = 0
+    hash: int = 0
+    max_row: int = 0
+    stats_timestamp: Timestamp = ZERO  # newest row/put/delete timestamp seen (R2)
+    partitions: tuple[int, ...] = ()
+    # where a container reports its row: ((host, port, device, partition), ...)
+    account_targets: tuple[tuple[str, int, str, int], ...] = ()
+
+    @property
+    def deleted(self) -> bool:
+        return self.info.is_deleted(self.row_count)
+
+    @property
+    def hash_hex(self) -> str:
+        return f"{self.hash:032x}"
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "kind": self.ref.kind, "account": self.ref.account, "container": self.ref.container,
+            "cid": self.cid, "id": self.db_id, "info": info_to_dict(self.info),
+            "rows": self.row_count, "objects": self.object_count, "bytes": self.bytes_used,
+            "hash": self.hash_hex, "max_row": self.max_row,
+            "stats_ts": self.stats_timestamp.internal, "parts": list(self.partitions),
+            "targets": [list(t) for t in self.account_targets],
+        }, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DbState:
+        d = json.loads(raw)
+        return cls(DbRef(d["kind"], d["account"], d["container"]), d["cid"], d["id"],
+                   info_from_dict(d["info"]), d["rows"], d["objects"], d["bytes"],
+                   int(d["hash"], 16), d["max_row"], Timestamp.parse(d["stats_ts"]),
+                   tuple(d["parts"]), tuple(tuple(t) for t in d.get("targets", ())))
+
+    def summary(self) -> dict[str, Any]:
+        """What REPLICATE answers for this database."""
+        return {"account": self.ref.account, "container": self.ref.container, "id": self.db_id,
+                "max_row": self.max_row, "hash": self.hash_hex, "info": info_to_dict(self.info),
+                "rows": self.row_count, "objects": self.object_count, "bytes": self.bytes_used,
+                "deleted": self.deleted}
+
+
+class ListingDbs:
+    """The sub-database handles of one environment (open once, in a thread)."""
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+        self.info = env.open_db(b"listing.info")
+        self.rows = env.open_db(b"listing.rows")
+        self.seq = env.open_db(b"listing.seq")
+        self.parts = env.open_db(b"listing.parts")
+        self.dirty = env.open_db(b"listing.dirty")
+
+    # -- info ------------------------------------------------------------------
+    def state(self, txn: lmdb.Transaction, ref: DbRef) -> DbState | None:
+        raw = txn.get(ref.key, db=self.info)
+        return DbState.from_json(raw) if raw else None
+
+    def _save(self, txn: lmdb.Transaction, st: DbState) -> None:
+        txn.put(st.ref.key, st.to_json(), db=self.info)
+
+    def create(self, txn: lmdb.Transaction, ref: DbRef, part: int, info: DbInfo) -> DbState:
+        raw = txn.get(_NEXT_CID, db=self.info)
+        cid = int(raw) if raw else 1
+        txn.put(_NEXT_CID, str(cid + 1).encode(), db=self.info)
+        st = DbState(ref, cid, uuid.uuid4().hex, info)
+        return self.note_partition(txn, st, part)
+
+    def note_partition(self, txn: lmdb.Transaction, st: DbState, part: int) -> DbState:
+        if part not in st.partitions:
+            st = replace(st, partitions=(*st.partitions, part))
+            txn.put(st.ref.kind[:1].encode() + part.to_bytes(4, "big") + st.ref.key, b"",
+                    db=self.parts)
+        self._save(txn, st)
+        return st
+
+    def set_info(self, txn: lmdb.Transaction, st: DbState, info: DbInfo) -> DbState:
+        st = replace(st, info=info, stats_timestamp=max(
+            st.stats_timestamp, info.put_timestamp, info.delete_timestamp))
+        self._save(txn, st)
+        if st.ref.kind == "container":
+            txn.put(st.ref.key, b"", db=self.dirty)
+        return st
+
+    def in_partition(self, txn: lmdb.Transaction, kind: str, part: int) -> list[DbState]:
+        prefix = kind[:1].encode() + part.to_bytes(4, "big")
+        out = []
+        cur = txn.cursor(db=self.parts)
+        if cur.set_range(prefix):
+            for key in cur.iternext(values=False):
+                if not key.startswith(prefix):
+                    break
+                raw = txn.get(key[len(prefix):], db=self.info)
+                if raw:
+                    out.append(DbState.from_json(raw))
+        return out
+
+    def drop(self, txn: lmdb.Transaction, st: DbState) -> None:
+        """Remove a whole database (after its new owners confirmed; invariant 3)."""
+        pre = st.cid.to_bytes(8, "big")
+        for sub in (self.rows, self.seq):
+            cur = txn.cursor(db=sub)
+            while cur.set_range(pre) and cur.key().startswith(pre):
+                cur.delete()
+        for part in st.partitions:
+            txn.delete(st.ref.kind[:1].encode() + part.to_bytes(4, "big") + st.ref.key, db=self.parts)
+        txn.delete(st.ref.key, db=self.dirty)
+        txn.delete(st.ref.key, db=self.info)
+
+    # -- rows ------------------------------------------------------------------
+    @staticmethod
+    def _key(cid: int, name: str) -> tuple[bytes, bool]:
+        raw = name.encode("utf-8")
+        if len(raw) <= _KEY_NAME:
+            return cid.to_bytes(8, "big") + raw, False
+        return cid.to_bytes(8, "big") + raw[:_KEY_NAME] + b"\x00", True  # K1
+
+    @staticmethod
+    def _decode(key: bytes, val: bytes) -> list[tuple[Row, int]]:
+        items = json.loads(val)
+        if not key.endswith(b"\x00"):
+            items = [items]
+        return [(row_from_list(item[:-1]), item[-1]) for item in items]
+
+    def get_row(self, txn: lmdb.Transaction, cid: int, name: str) -> tuple[Row, int] | None:
+        key, _ = self._key(cid, name)
+        raw = txn.get(key, db=self.rows)
+        if raw is None:
+            return None
+        for row, rowid in self._decode(key, raw):
+            if row.name == name:
+                return row, rowid
+        return None
+
+    def _store_row(self, txn: lmdb.Transaction, cid: int, row: Row | None, rowid: int,
+                   name: str) -> None:
+        key, bucket = self._key(cid, name)
+        if not bucket:
+            if row is None:
+                txn.delete(key, db=self.rows)
+            else:
+                txn.put(key, json.dumps([*row_to_list(row), rowid]).encode(), db=self.rows)
+            return
+        raw = txn.get(key, db=self.rows)
+        items = [it for it in (json.loads(raw) if raw else []) if it[1] != name]
+        if row is not None:
+            items.append([*row_to_list(row), rowid])
+            items.sort(key=lambda it: it[1])
+        if items:
+            txn.put(key, json.dumps(items).encode(), db=self.rows)
+        else:
+            txn.delete(key, db=self.rows)
+
+    def merge_row(self, txn: lmdb.Transaction, st: DbState, row: Row) -> tuple[DbState, bool]:
+        """Merge one row (R1/R2); returns (state, changed). C1 and S1 hold."""
+        if (st.ref.kind == "container") != isinstance(row, ObjectRow):
+            raise RowError(f"a {st.ref.kind} database cannot hold that row")
+        found = self.get_row(txn, st.cid, row.name)
+        old, old_id = found if found else (None, 0)
+        new = merge_rows(old, row)
+        stats_ts = max(st.stats_timestamp, row.timestamp)
+        if new == old:
+            return st, False
+        pre = st.cid.to_bytes(8, "big")
+        rowid = st.max_row + 1
+        if found:
+            txn.delete(pre + old_id.to_bytes(8, "big"), db=self.seq)
+        txn.put(pre + rowid.to_bytes(8, "big"), row.name.encode("utf-8"), db=self.seq)
+        self._store_row(txn, st.cid, new, rowid, row.name)
+        (r0, o0, b0), (r1, o1, b1) = row_usage(old), row_usage(new)
+        digest = (row_digest(old) if old is not None else 0) ^ row_digest(new)
+        st = replace(st, row_count=st.row_count + r1 - r0, object_count=st.object_count + o1 - o0,
+                     bytes_used=st.bytes_used + b1 - b0, hash=st.hash ^ digest, max_row=rowid,
+                     stats_timestamp=stats_ts)
+        self._save(txn, st)
+        if st.ref.kind == "container" and (r0, o0, b0) != (r1, o1, b1):
+            txn.put(st.ref.key, b"", db=self.dirty)
+        return st, True
+
+    def reclaim(self, txn: lmdb.Transaction, st: DbState, now: Timestamp,
+                reclaim_age: float) -> tuple[DbState, int]:
+        """Drop tombstone rows older than reclaim_age (R4, invariant 2)."""
+        doomed = [row for row in self.iter_rows(txn, st.cid, None, True, False)
+                  if reclaimable(row, now, reclaim_age)]
+        for row in doomed:
+            found = self.get_row(txn, st.cid, row.name)
+            assert found is not None
+            txn.delete(st.cid.to_bytes(8, "big") + found[1].to_bytes(8, "big"), db=self.seq)
+            self._store_row(txn, st.cid, None, 0, row.name)
+            st = replace(st, hash=st.hash ^ row_digest(row))
+        if doomed:
+            self._save(txn, st)
+        return st, len(doomed)
+
+    def iter_rows(self, txn: lmdb.Transaction, cid: int, start: str | None, inclusive: bool,
+                  reverse: bool) -> Iterator[Row]:
+        """Rows in name order from ``start`` (the ``Scan`` of listing_core, L2)."""
+        pre = cid.to_bytes(8, "big")
+        cur = txn.cursor(db=self.rows)
+        if not reverse:
+            seek = pre + (start.encode("utf-8")[:_KEY_NAME] if start else b"")
+            if not cur.set_range(seek):
+                return
+            it = cur.iternext()
+        else:
+            seek = self._key(cid, start)[0] if start else (cid + 1).to_bytes(8, "big")
+            if cur.set_range(seek):
+                if cur.key() != seek and not cur.prev():
+                    return
+            elif not cur.last():
+                return
+            it = cur.iterprev()
+        for key, val in it:
+            if not key.startswith(pre):
+                return
+            rows = self._decode(key, val)
+            for row, _ in (reversed(rows) if reverse else rows):
+                if start is not None:
+                    if row.name == start and not inclusive:
+                        continue
+                    if (row.name > start) if reverse else (row.name < start):
+                        continue
+                yield row
+
+    def rows_since(self, txn: lmdb.Transaction, st: DbState, point: int,
+                   limit: int) -> tuple[list[Row], int]:
+        """S1: rows written after row id ``point`` (current versions), at most
+        ``limit``, and the row id to ask from next time."""
+        pre = st.cid.to_bytes(8, "big")
+        cur = txn.cursor(db=self.seq)
+        rows: list[Row] = []
+        new_point = point
+        if cur.set_range(pre + (point + 1).to_bytes(8, "big")):
+            for key, name in cur:
+                if not key.startswith(pre) or len(rows) >= limit:
+                    break
+                found = self.get_row(txn, st.cid, name.decode("utf-8"))
+                if found is not None:
+                    rows.append(found[0])
+                new_point = int.from_bytes(key[8:], "big")
+        return rows, new_point
+
+    def dirty_refs(self, txn: lmdb.Transaction, limit: int) -> list[DbRef]:
+        out = []
+        for key in txn.cursor(db=self.dirty).iternext(values=False):
+            raw = txn.get(key, db=self.info)
+            st = DbState.from_json(raw) if raw else None
+            if st is not None:
+                out.append(st.ref)
+            if len(out) >= limit:
+                break
+        return out
+
+    def clear_dirty(self, txn: lmdb.Transaction, ref: DbRef, seen_max_row: int,
+                    seen_info: DbInfo) -> None:
+        """Clear the dirty mark unless the database changed since it was reported."""
+        st = self.state(txn, ref)
+        if st is None or (st.max_row == seen_max_row and st.info == seen_info):
+            txn.delete(ref.key, db=self.dirty)
+
+
+def container_row_of(st: DbState) -> ContainerRow:
+    """The row a container reports to its account (R2)."""
+    assert st.ref.container is not None
+    return ContainerRow(st.ref.container, st.info.put_timestamp, st.info.delete_timestamp,
+                        st.object_count, st.bytes_used, st.stats_timestamp)

@@ -1,0 +1,108 @@
+"""The async side of the listing databases: one ``ListingStore`` per drive.
+
+Reads run in a worker thread under the drive's limiter in one read
+transaction. Writes go through the drive's group committer (``index``): each
+write function runs in its own *nested* transaction inside the batch, so a
+request that fails (a 409, a bad row) rolls back only its own changes while
+its neighbours in the batch still commit, with one LMDB fsync per batch
+(DESIGN "LMDB writers batch"). On cancel: a queued write may still commit
+(the outcome is indeterminate, as invariant 1 allows); a running one always
+finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from storage_node.index import GroupCommitter
+from storage_node.listing_db import DbState, ListingDbs
+from storage_node.rows_core import Row
+
+T = TypeVar("T")
+Runner = Callable[..., Awaitable[Any]]  # run(fn, *args) in the drive's thread pool
+
+
+class ListingStore:
+    def __init__(self, dbs: ListingDbs, run: Runner, committer: GroupCommitter) -> None:
+        self.dbs = dbs
+        self._run = run
+        self._committer = committer
+
+    @classmethod
+    async def open(cls, env_factory: Callable[[], lmdb.Environment], run: Runner,
+                   committer_factory: Callable[[], GroupCommitter]) -> ListingStore:
+        dbs = await run(_open_dbs, env_factory)
+        return cls(dbs, run, committer_factory())
+
+    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self.dbs.env.begin() as txn:
+            return fn(self.dbs, txn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(dbs, txn, *args)`` in a read transaction, in a thread."""
+        result: T = await self._run(self._read_sync, fn, args)
+        return result
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(dbs, txn, *args)`` in its own nested write transaction,
+        group-committed with concurrent writers; raises what ``fn`` raised
+        (and then nothing of it was written)."""
+        box: dict[str, Any] = {}
+        env = self.dbs.env
+
+        def op(txn: lmdb.Transaction) -> None:
+            try:
+                with env.begin(write=True, parent=txn) as child:
+                    box["result"] = fn(self.dbs, child, *args)
+            except Exception as exc:  # only this request's changes are rolled back
+                box["error"] = exc
+
+        await self._committer.commit([op])
+        if "error" in box:
+            raise box["error"]
+        return box["result"]  # type: ignore[no-any-return]
+
+    # -- the replication row-sync API (S1) -------------------------------------
+    async def rows_since(self, state: DbState, point: int, limit: int = 1000) -> tuple[list[Row], int]:
+        return await self.read(lambda dbs, txn: dbs.rows_since(txn, state, point, limit))
+
+
+_DBS: dict[Path, ListingDbs] = {}
+_DBS_LOCK = threading.Lock()
+
+
+def _open_dbs(env_factory: Callable[[], lmdb.Environment]) -> ListingDbs:
+    env = env_factory()
+    key = Path(env.path())
+    with _DBS_LOCK:
+        dbs = _DBS.get(key)
+        if dbs is None or dbs.env is not env:
+            dbs = _DBS[key] = ListingDbs(env)
+        return dbs
+
+
+_STORES: dict[tuple[int, str], ListingStore] = {}
+
+
+async def store_for(ctx: Any, drive: str) -> ListingStore:
+    """The drive's store for a ``NodeContext`` (cached per context and drive).
+    Raises ``DriveUnavailable`` (507) when the drive is missing."""
+    ctx.root(drive)
+    key = (id(ctx), drive)
+    store = _STORES.get(key)
+    if store is None:
+        async def run(fn: Callable[..., T], *args: Any) -> T:
+            def checked() -> T:
+                ctx.check_drive(drive)
+                return fn(*args)
+            result: T = await ctx.run(drive, checked)
+            return result
+
+        store = await ListingStore.open(lambda: ctx.env(drive), run, lambda: ctx.committer(drive))
+        _STORES[key] = store
+    return store
