@@ -1,0 +1,391 @@
+"""Static Large Object rules (sans-I/O): manifest validation, the SLO ETag,
+the stored manifest format, and which byte ranges of which segments make up
+a read.
+
+The stored manifest is Swift's: a JSON list of
+``{"name": "/c/o", "bytes": N, "hash": md5, "content_type": ..., "last_modified":
+..., ["range": "M-N"], ["sub_slo": true]}``; the client's PUT format is
+``{"path", "etag", "size_bytes", ["range"]}`` (or ``{"data": base64}``).
+The SLO ETag is the MD5 of the concatenated segment ETags (``hash:range;``
+for ranged segments, the MD5 of the bytes for inline data) and is returned
+quoted, as Swift does. Errors carry Swift's texts (invariant 5: bad input
+gets a clear 400 and nothing is stored).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+MAX_MANIFEST_SEGMENTS = 1000
+MAX_MANIFEST_SIZE = 8 * 1024 * 1024
+SYSMETA_SLO_ETAG = "x-object-sysmeta-slo-etag"
+SYSMETA_SLO_SIZE = "x-object-sysmeta-slo-size"
+
+
+class SloError(Exception):
+    """A request SLO refuses; ``status`` and a plain-text ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """``M-N`` / ``M-`` / ``-N`` as written (None for an open end)."""
+
+    start: int | None
+    end: int | None
+
+    def resolve(self, length: int) -> tuple[int, int] | None:
+        """(first, last) inclusive within ``length`` bytes, or None if unsatisfiable."""
+        if self.start is None:
+            if not self.end or length == 0:
+                return None
+            return max(length - self.end, 0), length - 1
+        if self.start >= length:
+            return None
+        last = length - 1 if self.end is None else min(self.end, length - 1)
+        return self.start, last
+
+
+def parse_byte_ranges(spec: str) -> list[ByteRange] | None:
+    """``bytes=0-9,20-`` -> ranges; None when the header is malformed (Swift then ignores it)."""
+    unit, sep, rest = spec.strip().partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    out: list[ByteRange] = []
+    for item in rest.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        first, dash, last = item.partition("-")
+        if not dash:
+            return None
+        first, last = first.strip(), last.strip()
+        if (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+            return None
+        start = int(first) if first else None
+        end = int(last) if last else None
+        if start is not None and end is not None and end < start:
+            return None
+        out.append(ByteRange(start, end))
+    return out or None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec:
+    """One entry of a manifest PUT body."""
+
+    index: int
+    path: str | None = None  # "/container/object" (decoded)
+    etag: str | None = None
+    size_bytes: int | None = None
+    range: ByteRange | None = None
+    data: bytes | None = None  # inline data segment
+
+
+def parse_manifest_put(body: bytes, manifest_path: str) -> list[SegmentSpec]:
+    """Validate a ``?multipart-manifest=put`` body (Swift's
+    ``parse_and_validate_input``). ``manifest_path`` is ``/v1/a/c/o``."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise SloError(400, "Manifest must be valid JSON.\n") from None
+    if not isinstance(parsed, list):
+        raise SloError(400, "Manifest must be a list.\n")
+    parts = manifest_path.split("/", 3)
+    vrs, account = parts[1], parts[2]
+    errors: list[str] = []
+    specs: list[SegmentSpec] = []
+    last = len(parsed) - 1
+    for i, seg in enumerate(parsed):
+        if not isinstance(seg, dict):
+            errors.append(f"Index {i}: not a JSON object")
+            continue
+        if "data" in seg:
+            kind, allowed = "data", {"data"}
+        elif "path" in seg:
+            kind, allowed = "path", {"path", "range", "etag", "size_bytes"}
+        else:
+            errors.append(f"Index {i}: expected keys to include one of 'data' or 'path'")
+            continue
+        extra = sorted(k for k in seg if k not in allowed)
+        if extra:
+            errors.append(f"Index {i}: extraneous keys " + ", ".join(json.dumps(k) for k in extra))
+            continue
+        if kind == "data":
+            try:
+                data = base64.b64decode(seg["data"], validate=True) if isinstance(seg["data"], str) else None
+            except (binascii.Error, ValueError):
+                data = None
+            if data is None:
+                errors.append(f"Index {i}: data must be valid base64")
+                continue
+            if not data:
+                errors.append(f"Index {i}: too small; each segment must be at least 1 byte.")
+                continue
+            specs.append(SegmentSpec(i, data=data))
+            continue
+        path = seg["path"]
+        if not isinstance(path, str):
+            errors.append(f'Index {i}: "path" must be a string')
+            continue
+        etag = seg.get("etag")
+        if etag is not None and not isinstance(etag, str):
+            errors.append(f'Index {i}: "etag" must be a string or null (if provided)')
+            continue
+        if "/" not in path.strip("/"):
+            errors.append(
+                f"Index {i}: path does not refer to an object. Path must be of the form /container/object."
+            )
+            continue
+        size = seg.get("size_bytes")
+        if size is not None:
+            try:
+                size = int(size)
+            except (TypeError, ValueError):
+                errors.append(f"Index {i}: invalid size_bytes")
+                continue
+            if size < 1 and i != last:
+                errors.append(f"Index {i}: too small; each segment must be at least 1 byte.")
+                continue
+        if f"/{vrs}/{account}/{path.lstrip('/')}" == manifest_path:
+            errors.append(f"Index {i}: manifest must not include itself as a segment")
+            continue
+        rng: ByteRange | None = None
+        if seg.get("range"):
+            ranges = parse_byte_ranges(f"bytes={seg['range']}") if isinstance(seg["range"], str) else None
+            if ranges is None:
+                errors.append(f"Index {i}: invalid range")
+                continue
+            if len(ranges) > 1:
+                errors.append(f"Index {i}: multiple ranges (only one allowed)")
+                continue
+            rng = ranges[0]
+            if size is not None and rng.resolve(size) is None:
+                errors.append(f"Index {i}: unsatisfiable range")
+                continue
+        specs.append(SegmentSpec(i, "/" + path.lstrip("/"), etag, size, rng))
+    if specs and all(s.data is not None for s in specs) and not errors:
+        errors.append("Inline data segments require at least one object-backed segment.")
+    if errors:
+        raise SloError(400, "".join(e + "\n" for e in errors))
+    if not specs:
+        raise SloError(400, "Manifest must contain at least one segment.\n")
+    n_objects = sum(1 for s in specs if s.path is not None)
+    if n_objects > MAX_MANIFEST_SEGMENTS:
+        raise SloError(413, f"Number of object-backed segments must be <= {MAX_MANIFEST_SEGMENTS}")
+    return specs
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHead:
+    """What a HEAD of a segment answered."""
+
+    status: int
+    status_line: str  # "404 Not Found"
+    content_length: int = 0
+    etag: str = ""  # unquoted
+    content_type: str = "application/octet-stream"
+    last_modified: str = ""  # HTTP date
+    is_slo: bool = False
+
+
+def _iso(http_date: str) -> str:
+    try:
+        return parsedate_to_datetime(http_date).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    except (TypeError, ValueError):
+        return "1970-01-01T00:00:00.000000"
+
+
+def build_manifest(
+    specs: Sequence[SegmentSpec], heads: dict[str, SegmentHead]
+) -> tuple[list[dict[str, Any]], int, list[list[str]]]:
+    """Check each segment against its HEAD; returns (stored manifest, total
+    size, problems as ``[quoted name, reason]``)."""
+    stored: list[dict[str, Any]] = []
+    problems: list[list[str]] = []
+    total = 0
+    last = specs[-1].index if specs else -1
+    for spec in specs:
+        if spec.data is not None:
+            stored.append({"data": base64.b64encode(spec.data).decode("ascii")})
+            total += len(spec.data)
+            continue
+        assert spec.path is not None
+        name = quote(spec.path.lstrip("/"))
+        head = heads[spec.path]
+        if not 200 <= head.status < 300:
+            problems.append([name, head.status_line])
+            continue
+        length = head.content_length
+        seg_range: str | None = None
+        if spec.range is not None:
+            resolved = spec.range.resolve(head.content_length)
+            if resolved is None:
+                problems.append([name, "Unsatisfiable Range"])
+            elif resolved != (0, head.content_length - 1):
+                seg_range = f"{resolved[0]}-{resolved[1]}"
+                length = resolved[1] - resolved[0] + 1
+        if length < 1 and spec.index != last:
+            problems.append([name, "Too small; each segment must be at least 1 byte."])
+        if spec.size_bytes is not None and spec.size_bytes != head.content_length:
+            problems.append([name, "Size Mismatch"])
+        if spec.etag is not None and spec.etag.strip('"') != head.etag:
+            problems.append([name, "Etag Mismatch"])
+        entry: dict[str, Any] = {
+            "name": spec.path,
+            "bytes": head.content_length,
+            "hash": head.etag,
+            "content_type": head.content_type,
+            "last_modified": _iso(head.last_modified),
+        }
+        if seg_range is not None:
+            entry["range"] = seg_range
+        if head.is_slo:
+            entry["sub_slo"] = True
+        stored.append(entry)
+        total += length
+    return stored, total, problems
+
+
+def slo_etag(stored: Sequence[dict[str, Any]]) -> str:
+    """MD5 of the concatenated segment ETags (unquoted hex)."""
+    h = hashlib.md5(usedforsecurity=False)
+    for seg in stored:
+        if "data" in seg:
+            part = hashlib.md5(base64.b64decode(seg["data"]), usedforsecurity=False).hexdigest()
+        elif seg.get("range"):
+            part = f"{seg['hash']}:{seg['range']};"
+        else:
+            part = seg["hash"]
+        h.update(part.encode("ascii"))
+    return h.hexdigest()
+
+
+def segment_length(seg: dict[str, Any]) -> int:
+    if "data" in seg:
+        return len(base64.b64decode(seg["data"]))
+    if seg.get("range"):
+        first, last = (int(x) for x in str(seg["range"]).split("-"))
+        return last - first + 1
+    return int(seg["bytes"])
+
+
+def problems_body(problems: list[list[str]], content_type: str) -> bytes:
+    """Swift's error body for a refused manifest PUT."""
+    if content_type == "application/json":
+        return json.dumps({"Errors": problems}).encode()
+    return ("Errors:\n" + "".join(f"{n}, {s}\n" for n, s in problems)).encode()
+
+
+def raw_format(stored: Sequence[dict[str, Any]]) -> bytes:
+    """``?multipart-manifest=get&format=raw``: the PUT format again."""
+    out = []
+    for seg in stored:
+        if "data" in seg:
+            out.append(dict(seg))
+            continue
+        item = {"path": seg.get("name"), "size_bytes": seg.get("bytes"), "etag": seg.get("hash")}
+        if seg.get("range"):
+            item["range"] = seg["range"]
+        out.append(item)
+    return json.dumps(out, sort_keys=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A contiguous run of bytes of the large object: ``first..last``
+    (inclusive) of segment object ``path`` (checked against ``etag``), or of
+    inline ``data``."""
+
+    path: str | None
+    first: int
+    last: int
+    etag: str | None = None
+    size: int = 0  # the whole segment object's size
+    data: bytes | None = None
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+def pieces_of(stored: Sequence[dict[str, Any]]) -> list[Piece]:
+    """One piece per top-level segment (sub-SLOs are expanded by the caller)."""
+    out: list[Piece] = []
+    for seg in stored:
+        if "data" in seg:
+            data = base64.b64decode(seg["data"])
+            out.append(Piece(None, 0, len(data) - 1, data=data))
+            continue
+        size = int(seg["bytes"])
+        first, last = 0, size - 1
+        if seg.get("range"):
+            first, last = (int(x) for x in str(seg["range"]).split("-"))
+        out.append(Piece(seg["name"], first, last, seg.get("hash"), size))
+    return out
+
+
+def slice_pieces(pieces: Sequence[Piece], first: int, last: int) -> list[Piece]:
+    """The pieces covering bytes ``first..last`` (inclusive) of the concatenation."""
+    out: list[Piece] = []
+    offset = 0
+    for p in pieces:
+        p_first, p_last = offset, offset + p.length - 1
+        offset += p.length
+        if p.length <= 0 or p_last < first or p_first > last:
+            continue
+        lo = max(first, p_first) - p_first + p.first
+        hi = min(last, p_last) - p_first + p.first
+        out.append(Piece(p.path, lo, hi, p.etag, p.size, p.data))
+    return out
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """If-Match / If-None-Match list against an (unquoted) ETag."""
+    for item in header.split(","):
+        item = item.strip()
+        if item == "*" or item.strip('"') == etag:
+            return True
+    return False
+
+
+def conditional_status(headers: Any, etag: str, last_modified: str, method: str) -> int | None:
+    """304/412 for a large object's conditional headers, or None to proceed."""
+    if_match = headers.get("if-match")
+    if if_match is not None and not etag_matches(if_match, etag):
+        return 412
+    if_none = headers.get("if-none-match")
+    if if_none is not None and etag_matches(if_none, etag):
+        return 304 if method in ("GET", "HEAD") else 412
+    try:
+        lm = parsedate_to_datetime(last_modified) if last_modified else None
+    except (TypeError, ValueError):
+        lm = None
+    if lm is not None:
+        ius = headers.get("if-unmodified-since")
+        if ius is not None and if_match is None:
+            try:
+                if lm > parsedate_to_datetime(ius):
+                    return 412
+            except (TypeError, ValueError):
+                pass
+        ims = headers.get("if-modified-since")
+        if ims is not None and if_none is None:
+            try:
+                if lm <= parsedate_to_datetime(ims):
+                    return 304
+            except (TypeError, ValueError):
+                pass
+    return None

@@ -1,0 +1,405 @@
+"""Static Large Objects, as Swift's ``slo`` middleware.
+
+- ``PUT ?multipart-manifest=put``: the JSON body is validated
+  (``proxy._slo_core``), every segment is HEADed through this middleware (so
+  a nested SLO reports its total size and SLO ETag), problems are refused
+  with 400 and Swift's text, and the manifest is stored with
+  ``X-Static-Large-Object: True``; the client gets the quoted SLO ETag.
+- ``GET``/``HEAD`` of a manifest: the segments are streamed in order, one
+  subrequest at a time, in bounded chunks (invariant 4), with the SLO ETag,
+  the total ``Content-Length``, ``Range`` over the whole object and
+  conditional headers evaluated against the SLO ETag. Each segment's ETag is
+  checked against the manifest; a segment that changed or vanished after the
+  headers went out aborts the response (the client sees a truncated body,
+  never wrong bytes); before that, it is a 409.
+- ``?multipart-manifest=get`` returns the stored manifest (``&format=raw``:
+  the PUT format); ``DELETE ?multipart-manifest=delete`` deletes the segments
+  (nested ones too) and then the manifest, answering with Swift's bulk-delete
+  summary.
+
+Every subrequest carries the caller's ``context`` (identity and
+``authorize``), so segments are read and deleted with the caller's rights
+(invariant 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import trio
+
+from common.http import Headers as _Headers
+from common.http import Request, Response
+from proxy import _slo_core as core
+from proxy._subrequest import REASONS, body_chunks, discard, subrequest
+from proxy.acl import split_swift_path
+
+COND_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+HEAD_CONCURRENCY = 4
+MAX_NESTING = 10
+
+
+class SegmentError(Exception):
+    """A segment that is missing or no longer matches its manifest entry."""
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
+
+
+def _is_slo(resp: Response) -> bool:
+    return 200 <= resp.status < 300 and _true(resp.headers.get("x-static-large-object"))
+
+
+def _out_type(request: Request) -> str:
+    accept = request.headers.get("accept") or ""
+    return "application/json" if "application/json" in accept else "text/plain"
+
+
+class StaticLargeObject:
+    def __init__(self, app: Callable[[Request], Any], conf: Any = None) -> None:
+        self.app = app
+
+    async def __call__(self, request: Request) -> Response:
+        parts = split_swift_path(request.path)
+        if parts is None or parts[2] is None:
+            return await self.app(request)
+        mm = request.query.get("multipart-manifest")
+        try:
+            if request.method == "PUT" and mm == "put":
+                return await self._put_manifest(request)
+            if request.method == "DELETE" and mm == "delete":
+                return await self._delete(request, parts[0])
+            if request.method in ("GET", "HEAD"):
+                return await self._get_or_head(request, parts[0])
+        except core.SloError as exc:
+            return Response.text(exc.status, exc.message)
+        if request.method in ("PUT", "POST") and "x-static-large-object" in request.headers:
+            return Response.text(
+                400,
+                "X-Static-Large-Object is a reserved header. "
+                "To create a static large object add query param multipart-manifest=put.",
+            )
+        return await self.app(request)
+
+    # -- PUT ------------------------------------------------------------------
+    async def _head_segment(self, request: Request, account: str, path: str) -> core.SegmentHead:
+        sub = subrequest(request, "HEAD", f"/v1/{account}{path}")
+        resp = await self(sub)
+        await discard(resp)
+        h = resp.headers
+        line = f"{resp.status} {REASONS.get(resp.status, 'Error')}"
+        if not 200 <= resp.status < 300:
+            return core.SegmentHead(resp.status, line)
+        return core.SegmentHead(
+            resp.status,
+            line,
+            int(h.get("content-length") or 0),
+            (h.get("etag") or "").strip('"'),
+            h.get("content-type") or "application/octet-stream",
+            h.get("last-modified") or "",
+            _true(h.get("x-static-large-object")),
+        )
+
+    async def _put_manifest(self, request: Request) -> Response:
+        if request.headers.get("x-copy-from"):
+            return Response.text(405, "Multipart Manifest PUTs cannot be COPY requests")
+        if request.content_length is None and not request.chunked:
+            return Response.text(411)
+        too_big = f"Manifest File > {core.MAX_MANIFEST_SIZE} bytes"
+        if request.content_length is not None and request.content_length > core.MAX_MANIFEST_SIZE:
+            return Response.text(413, too_big)
+        body = await request.read(core.MAX_MANIFEST_SIZE + 1)
+        if len(body) > core.MAX_MANIFEST_SIZE:
+            return Response.text(413, too_big)
+        specs = core.parse_manifest_put(body, request.path)
+        account = request.path.split("/", 3)[2]
+        paths = list(dict.fromkeys(s.path for s in specs if s.path is not None))
+        heads: dict[str, core.SegmentHead] = {}
+        limiter = trio.CapacityLimiter(HEAD_CONCURRENCY)
+
+        async def head(path: str) -> None:
+            async with limiter:
+                heads[path] = await self._head_segment(request, account, path)
+
+        async with trio.open_nursery() as nursery:
+            for path in paths:
+                nursery.start_soon(head, path)
+        stored, total, problems = core.build_manifest(specs, heads)
+        if problems:
+            out = _out_type(request)
+            return Response(400, {"content-type": out}, core.problems_body(problems, out))
+        etag = core.slo_etag(stored)
+        client_etag = (request.headers.get("etag") or "").strip('"')
+        if client_etag and client_etag != etag:
+            return Response.text(422)
+        data = json.dumps(stored).encode()
+        headers = request.headers.copy()
+        for name in ("content-length", "transfer-encoding", "etag", "expect"):
+            headers.pop(name)
+        if not headers.get("content-type"):
+            guessed = mimetypes.guess_type(request.path)[0]
+            headers.set("content-type", guessed or "application/octet-stream")
+        headers.set("x-static-large-object", "True")
+        headers.set("etag", hashlib.md5(data, usedforsecurity=False).hexdigest())
+        headers.set(core.SYSMETA_SLO_ETAG, etag)
+        headers.set(core.SYSMETA_SLO_SIZE, str(total))
+        sub = subrequest(request, "PUT", request.path, headers, data)
+        resp: Response = await self.app(sub)
+        if 200 <= resp.status < 300:
+            resp.headers.set("etag", f'"{etag}"')
+        return resp
+
+    # -- GET / HEAD ---------------------------------------------------------
+    async def _get_or_head(self, request: Request, account: str) -> Response:
+        if request.query.get("multipart-manifest") == "get":
+            resp = await self.app(request)
+            if not _is_slo(resp) or resp.status != 200:
+                return resp
+            if request.query.get("format") == "raw":
+                raw = core.raw_format(json.loads(await resp.read_body()))
+                resp.headers.set("etag", hashlib.md5(raw, usedforsecurity=False).hexdigest())
+                resp.headers.set("content-length", str(len(raw)))
+                resp.body = raw if request.method == "GET" else b""
+            else:
+                resp.headers.set("content-type", "application/json; charset=utf-8")
+            for name in list(resp.headers):
+                if name.startswith("x-object-sysmeta-"):
+                    resp.headers.pop(name)
+            return resp
+        special = any(n in request.headers for n in (*COND_HEADERS, "range"))
+        resp = await self.app(request)
+        if not _is_slo(resp):
+            if not (special and resp.status in (304, 412, 416)):
+                return resp
+            probe = await self.app(self._plain(request, "HEAD"))
+            await discard(probe)
+            if not _is_slo(probe):
+                return resp
+            await discard(resp)
+            resp = await self.app(self._plain(request, "GET"))
+            if not _is_slo(resp):
+                return resp
+        elif special or request.method == "HEAD" or resp.status != 200:
+            sysmeta = resp.headers.get(core.SYSMETA_SLO_ETAG)
+            if not (request.method == "HEAD" and sysmeta and not special):
+                await discard(resp)
+                resp = await self.app(self._plain(request, "GET"))
+                if not _is_slo(resp):
+                    return resp
+        return await self._slo_response(request, account, resp)
+
+    def _plain(self, request: Request, method: str) -> Request:
+        headers = request.headers.copy()
+        for name in (*COND_HEADERS, "range"):
+            headers.pop(name)
+        return subrequest(request, method, request.path, headers)
+
+    async def _slo_response(self, request: Request, account: str, resp: Response) -> Response:
+        h = resp.headers
+        stored: list[dict[str, Any]] | None = None
+        if request.method == "HEAD" and h.get(core.SYSMETA_SLO_ETAG) and h.get(core.SYSMETA_SLO_SIZE):
+            etag, size = h[core.SYSMETA_SLO_ETAG], int(h[core.SYSMETA_SLO_SIZE])
+            await discard(resp)
+        else:
+            try:
+                stored = json.loads(await resp.read_body())
+                etag = core.slo_etag(stored)
+                size = sum(core.segment_length(s) for s in stored)
+            except (ValueError, KeyError, TypeError):
+                return Response.text(500, "Unable to load SLO manifest")
+        headers = _Headers([(k, v) for k, v in h.items() if not self._dropped(k)])
+        ctype = headers.get("content-type")
+        if ctype and ";swift_bytes=" in ctype:
+            headers.set("content-type", ctype.split(";swift_bytes=")[0])
+        headers.set("etag", f'"{etag}"')
+        if h.get("etag"):
+            headers.set("x-manifest-etag", h["etag"].strip('"'))
+        headers.set("x-static-large-object", "True")
+        headers.set("accept-ranges", "bytes")
+        cond = core.conditional_status(request.headers, etag, h.get("last-modified") or "", request.method)
+        if cond == 304:
+            return Response(304, headers)
+        if cond == 412:
+            return Response.text(412, headers=headers)
+        headers.set("content-length", str(size))
+        if request.method == "HEAD":
+            return Response(200, headers, b"")
+        assert stored is not None
+        try:
+            pieces = await self._expand(request, account, stored, 0)
+        except SegmentError as exc:
+            return Response.text(409, str(exc))
+        ranges = None
+        if request.headers.get("range"):
+            ranges = core.parse_byte_ranges(request.headers["range"])
+        if ranges is None:
+            return await self._stream_response(request, account, 200, headers, [pieces])
+        resolved = [r for r in (x.resolve(size) for x in ranges) if r is not None]
+        if not resolved:
+            headers.set("content-range", f"bytes */{size}")
+            headers.pop("content-length")
+            return Response.text(416, headers=headers)
+        if len(resolved) == 1:
+            first, last = resolved[0]
+            headers.set("content-range", f"bytes {first}-{last}/{size}")
+            headers.set("content-length", str(last - first + 1))
+            return await self._stream_response(
+                request, account, 206, headers, [core.slice_pieces(pieces, first, last)]
+            )
+        boundary = uuid.uuid4().hex
+        inner_type = headers.get("content-type") or "application/octet-stream"
+        parts: list[tuple[bytes, list[core.Piece]]] = []
+        length = 0
+        for first, last in resolved:
+            head = (
+                f"--{boundary}\r\nContent-Type: {inner_type}\r\n"
+                f"Content-Range: bytes {first}-{last}/{size}\r\n\r\n"
+            ).encode()
+            parts.append((head, core.slice_pieces(pieces, first, last)))
+            length += len(head) + (last - first + 1) + 2
+        tail = f"--{boundary}--".encode()
+        length += len(tail)
+        headers.set("content-type", f"multipart/byteranges;boundary={boundary}")
+        headers.set("content-length", str(length))
+        return Response(206, headers, self._multipart(request, account, parts, tail))
+
+    @staticmethod
+    def _dropped(name: str) -> bool:
+        return name in ("content-length", "etag", "content-range", "transfer-encoding") or name.startswith(
+            "x-object-sysmeta-"
+        )
+
+    async def _expand(
+        self, request: Request, account: str, stored: list[dict[str, Any]], depth: int
+    ) -> list[core.Piece]:
+        """Top-level pieces, with nested SLOs replaced by their own pieces."""
+        pieces: list[core.Piece] = []
+        for seg, piece in zip(stored, core.pieces_of(stored), strict=True):
+            if not seg.get("sub_slo"):
+                pieces.append(piece)
+                continue
+            if depth >= MAX_NESTING:
+                raise SegmentError(f"Max recursion depth exceeded on {seg['name']}")
+            sub = await self.app(subrequest(request, "GET", f"/v1/{account}{seg['name']}"))
+            if not _is_slo(sub):
+                await discard(sub)
+                raise SegmentError(f"Object segment no longer valid: {seg['name']}")
+            inner = await self._expand(request, account, json.loads(await sub.read_body()), depth + 1)
+            pieces.extend(core.slice_pieces(inner, piece.first, piece.last))
+        return pieces
+
+    async def _open(self, request: Request, account: str, piece: core.Piece) -> Response:
+        headers = {}
+        if piece.first != 0 or piece.last != piece.size - 1:
+            headers["range"] = f"bytes={piece.first}-{piece.last}"
+        resp: Response = await self.app(subrequest(request, "GET", f"/v1/{account}{piece.path}", headers))
+        etag = (resp.headers.get("etag") or "").strip('"')
+        if resp.status not in (200, 206) or (piece.etag and etag != piece.etag):
+            await discard(resp)
+            raise SegmentError(
+                f"Object segment no longer valid: {piece.path} (status {resp.status}, etag {etag})"
+            )
+        return resp
+
+    async def _pieces_body(
+        self, request: Request, account: str, pieces: list[core.Piece], first: Response | None
+    ) -> AsyncIterator[bytes]:
+        for i, piece in enumerate(pieces):
+            if piece.data is not None:
+                yield piece.data[piece.first : piece.last + 1]
+                continue
+            resp = first if (i == 0 and first is not None) else await self._open(request, account, piece)
+            got = 0
+            async for chunk in body_chunks(resp):
+                got += len(chunk)
+                yield chunk
+            if got != piece.length:
+                raise SegmentError(f"segment {piece.path}: got {got} bytes, expected {piece.length}")
+
+    async def _stream_response(
+        self, request: Request, account: str, status: int, headers: _Headers, groups: list[list[core.Piece]]
+    ) -> Response:
+        pieces = groups[0]
+        first = None
+        if pieces and pieces[0].data is None:
+            try:
+                first = await self._open(request, account, pieces[0])
+            except SegmentError as exc:
+                return Response.text(409, str(exc))
+        return Response(status, headers, self._pieces_body(request, account, pieces, first))
+
+    async def _multipart(
+        self, request: Request, account: str, parts: list[tuple[bytes, list[core.Piece]]], tail: bytes
+    ) -> AsyncIterator[bytes]:
+        for head, pieces in parts:
+            yield head
+            async for chunk in self._pieces_body(request, account, pieces, None):
+                yield chunk
+            yield b"\r\n"
+        yield tail
+
+    # -- DELETE ---------------------------------------------------------------
+    async def _delete(self, request: Request, account: str) -> Response:
+        obj_path = "/" + request.path.split("/", 3)[3]
+        deleted = not_found = 0
+        errors: list[list[str]] = []
+        pending: list[tuple[str, bool]] = [(obj_path, True)]
+        order: list[str] = []
+        while pending:
+            if len(pending) > core.MAX_MANIFEST_SEGMENTS * 10:
+                return Response.text(400, "Too many buffered slo segments to delete.")
+            name, is_manifest = pending.pop(0)
+            if not is_manifest:
+                order.append(name)
+                continue
+            resp = await self.app(subrequest(request, "GET", f"/v1/{account}{name}"))
+            if _is_slo(resp):
+                try:
+                    segs = json.loads(await resp.read_body())
+                except ValueError:
+                    errors.append([name, "Unable to load SLO manifest"])
+                    continue
+                pending.extend((s["name"], bool(s.get("sub_slo"))) for s in segs if "name" in s)
+                pending.append((name, False))
+            else:
+                await discard(resp)
+                if resp.status == 404:
+                    not_found += 1
+                elif 200 <= resp.status < 300:
+                    errors.append([name, "Not an SLO manifest"])
+                elif resp.status in (401, 403):
+                    errors.append([name, f"{resp.status} {REASONS.get(resp.status, '')}"])
+                else:
+                    errors.append([name, "Unable to load SLO manifest or segment."])
+        for name in order:
+            resp = await self.app(subrequest(request, "DELETE", f"/v1/{account}{name}"))
+            await discard(resp)
+            if 200 <= resp.status < 300:
+                deleted += 1
+            elif resp.status == 404:
+                not_found += 1
+            else:
+                errors.append([name, f"{resp.status} {REASONS.get(resp.status, 'Error')}"])
+        summary = {
+            "Number Deleted": deleted,
+            "Number Not Found": not_found,
+            "Response Body": "",
+            "Response Status": "400 Bad Request" if errors else "200 OK",
+        }
+        out = _out_type(request)
+        if out == "application/json":
+            body = json.dumps({**summary, "Errors": errors}).encode()
+        else:
+            body = ("".join(f"{k}: {summary[k]}\n" for k in sorted(summary)) + "Errors:\n").encode()
+            body += "".join(f"{n}, {s}\n" for n, s in errors).encode()
+        return Response(200, {"content-type": out}, body)
+
+
+def filter_factory(app: Callable[[Request], Any], conf: Any) -> StaticLargeObject:
+    return StaticLargeObject(app, conf)

@@ -1,0 +1,233 @@
+"""tempauth: Swift's v1.0 token auth, as swiftclient and curl users know it.
+
+``GET /auth/v1.0`` (also ``/auth/v1``, ``/auth/auth``, ``/auth/v1/<act>/auth``)
+with ``X-Auth-User: account:user`` and ``X-Auth-Key`` (or ``X-Storage-User`` /
+``X-Storage-Pass``) answers 200 with ``X-Auth-Token``, ``X-Storage-Token``,
+``X-Auth-Token-Expires`` and ``X-Storage-Url`` (``http://<Host>/v1/AUTH_<account>``);
+bad credentials get 401.
+
+Every other request: a token (``X-Auth-Token`` / ``X-Storage-Token``) is
+resolved to an identity; an invalid or expired one is refused with 401 right
+here (tempauth is the definitive auth for ``AUTH_`` tokens). Valid or
+anonymous, the request gets ``context['authorize']``: the proxy calls
+``authorize(request, container_info_or_None)`` after fetching container info
+and gets None (go on) or the 401/403 response to return (invariant 6; the
+decision itself is ``proxy.acl.authorize_decision``). ``context['swift_owner']``
+is set when the caller owns the account, so ACL headers are shown to and
+accepted from owners only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.http import Request, Response
+from proxy import _tempauth_core as core
+from proxy.acl import (
+    AclError,
+    Decision,
+    acl_header_for,
+    authorize_decision,
+    clean_acl,
+    split_swift_path,
+)
+
+ACL_HEADERS = ("x-container-read", "x-container-write")
+OWNER_ONLY_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling: ``account:user`` and Swift's group list."""
+
+    account_user: str
+    account: str
+    groups: tuple[str, ...]
+
+    @property
+    def is_reseller_admin(self) -> bool:
+        return ".reseller_admin" in self.groups
+
+
+def conf_section(conf: Any, name: str) -> tuple[dict[str, Any], str]:
+    """A component section and the hash secret from whatever the pipeline
+    passes as ``conf``: a ClusterConfig (``.section``), a ProxyConfig (its
+    ``extra`` pairs may carry other sections) or a plain dict."""
+    secret = str(getattr(conf, "hash_secret", "") or "ringstack-dev-secret")
+    if hasattr(conf, "section"):
+        return dict(conf.section(name)), secret
+    extra = getattr(conf, "extra", None)
+    if extra is not None:
+        for key, value in extra:
+            if key == name and isinstance(value, dict):
+                return dict(value), secret
+        cluster = dict(extra).get("cluster_config")
+        if cluster is not None and hasattr(cluster, "section"):
+            return dict(cluster.section(name)), secret
+        return {}, secret
+    if isinstance(conf, Mapping):
+        value = conf.get(name, conf)
+        return (dict(value) if isinstance(value, Mapping) else {}), str(conf.get("hash_secret", secret))
+    return {}, secret
+
+
+def acl_from_info(info: Any, header: str) -> str | None:
+    """An ACL value from container info: a mapping of headers (any case) or
+    an object with ``read_acl``/``write_acl``."""
+    if info is None:
+        return None
+    attr = "read_acl" if header.endswith("read") else "write_acl"
+    if isinstance(info, Mapping) or hasattr(info, "get"):
+        for key in (header, header.title(), attr):
+            value = info.get(key)
+            if value is not None:
+                return str(value)
+        headers = info.get("headers")
+        if headers is not None and hasattr(headers, "get"):
+            value = headers.get(header)
+            return None if value is None else str(value)
+        return None
+    value = getattr(info, attr, None)
+    if value is None:
+        headers = getattr(info, "headers", None)
+        if headers is not None and hasattr(headers, "get"):
+            value = headers.get(header)
+    return None if value is None else str(value)
+
+
+def _unauthorized(realm: str) -> Response:
+    return Response.text(401, headers={"www-authenticate": f'Swift realm="{realm}"'})
+
+
+class TempAuth:
+    """The middleware. ``clock`` is injected (token expiry)."""
+
+    def __init__(self, app: Callable[[Request], Any], conf: Any, clock: Callable[[], float] = time.time) -> None:
+        self.app = app
+        section, secret = conf_section(conf, "tempauth")
+        self.settings = core.parse_settings(section, secret)
+        self.clock = clock
+
+    # -- token service ----------------------------------------------------
+    def _handle_auth(self, request: Request) -> Response:
+        if request.method != "GET":
+            return Response.text(405, headers={"allow": "GET"})
+        segs = request.path.strip("/").split("/")[1:]  # drop "auth"
+        h = request.headers
+        if len(segs) == 3 and segs[0] == "v1" and segs[2] == "auth":
+            account = segs[1]
+            user = h.get("x-storage-user")
+            if not user:
+                user = h.get("x-auth-user")
+                if not user or ":" not in user:
+                    return _unauthorized(account)
+                account2, user = user.split(":", 1)
+                if account2 != account:
+                    return _unauthorized(account)
+            key = h.get("x-storage-pass") or h.get("x-auth-key")
+        elif len(segs) == 1 and segs[0] in ("v1.0", "v1", "auth"):
+            user = h.get("x-auth-user") or h.get("x-storage-user")
+            if not user or ":" not in user:
+                return _unauthorized("unknown")
+            account, user = user.split(":", 1)
+            key = h.get("x-auth-key") or h.get("x-storage-pass")
+        elif not segs or not segs[0]:
+            return Response.text(400, "Unknown auth path; use /auth/v1.0")
+        else:
+            return Response.text(404)
+        if not (account and user and key):
+            return _unauthorized(account or "unknown")
+        found = core.check_credentials(self.settings, f"{account}:{user}", key)
+        if found is None:
+            return _unauthorized(account)
+        now = self.clock()
+        token, expires = core.issue_token(self.settings, found, now)
+        host = h.get("host") or "127.0.0.1:8080"
+        url = f"http://{host}/v1/{self.settings.reseller_prefix}{found.account}"
+        return Response(
+            200,
+            [
+                ("x-auth-token", token),
+                ("x-storage-token", token),
+                ("x-auth-token-expires", str(int(expires - now))),
+                ("x-storage-url", url),
+                ("content-type", "text/plain; charset=UTF-8"),
+            ],
+            b"",
+        )
+
+    # -- identity and authorization ---------------------------------------
+    def identity_of(self, token: str) -> Identity | None:
+        user = core.verify_token(self.settings, token, self.clock())
+        if user is None:
+            return None
+        return Identity(user.account_user, user.account, core.groups_for(self.settings, user))
+
+    def make_authorize(self, identity: Identity | None) -> Callable[[Request, Any], Response | None]:
+        prefix = self.settings.reseller_prefix
+
+        def authorize(request: Request, container_info: Any = None) -> Response | None:
+            parts = split_swift_path(request.path)
+            if parts is None:
+                return Response.text(404)
+            account, container, obj = parts
+            header = acl_header_for(request.method, container, obj)
+            acl = acl_from_info(container_info, header) if header else None
+            decision = authorize_decision(
+                identity.groups if identity else None,
+                request.method,
+                account,
+                container,
+                obj,
+                acl,
+                request.headers.get("referer"),
+                prefix,
+            )
+            if decision is Decision.OWNER:
+                request.context["swift_owner"] = True
+                return None
+            if decision is Decision.ALLOW:
+                return None
+            if decision is Decision.UNAUTHORIZED:
+                return _unauthorized(account)
+            return Response.text(403)
+
+        return authorize
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path
+        if path == "/auth" or path.startswith("/auth/"):
+            return self._handle_auth(request)
+        parts = split_swift_path(path)
+        if parts is None:
+            return await self.app(request)
+        token = request.headers.get("x-auth-token") or request.headers.get("x-storage-token")
+        identity = None
+        if token and token.startswith(self.settings.reseller_prefix):
+            identity = self.identity_of(token)
+            if identity is None:
+                return _unauthorized(parts[0])
+        request.context["identity"] = identity
+        request.context["authorize"] = self.make_authorize(identity)
+        request.context["clean_acl"] = clean_acl
+        account, container, obj = parts
+        if container is not None and obj is None and request.method in ("PUT", "POST"):
+            for name in ACL_HEADERS:
+                value = request.headers.get(name)
+                if value is not None:
+                    try:
+                        request.headers.set(name, clean_acl(name, value))
+                    except AclError as exc:
+                        return Response.text(400, str(exc))
+        response: Response = await self.app(request)
+        if container is not None and obj is None and not request.context.get("swift_owner"):
+            for name in OWNER_ONLY_HEADERS:
+                response.headers.pop(name)
+        return response
+
+
+def filter_factory(app: Callable[[Request], Any], conf: Any) -> TempAuth:
+    return TempAuth(app, conf)
