@@ -119,12 +119,18 @@ def parse_required(values: list[str], version: Version, param: str = "required")
 
 def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
     allow_forbidden = version.at_least(32)
+    if len(values) > 1 and not version.at_least(24):
+        raise bad_request("Multiple member_of parameters are not supported in the specified "
+                          "microversion.", QUERYPARAM_BAD_VALUE)
     groups: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
         negate = False
         text = value
-        if allow_forbidden and text.startswith("!"):
+        if text.startswith("!"):
+            if not allow_forbidden:
+                raise bad_request("Forbidden member_of parameters are not supported in the "
+                                  "specified microversion.", QUERYPARAM_BAD_VALUE)
             negate, text = True, text[1:]
         if text.startswith("in:"):
             text = text[3:]
@@ -136,9 +142,6 @@ def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
                               f"parameter to contain valid UUID(s). Got: {value}")
         uuids = text.split(",")
         if not all(is_uuid(u) for u in uuids):
-            if "!" in value and not allow_forbidden:
-                raise bad_request("Invalid query string parameters: Expected 'member_of' "
-                                  f"parameter to contain valid UUID(s). Got: {value}")
             raise bad_request("Invalid query string parameters: Expected 'member_of' "
                               f"parameter to contain valid UUID(s). Got: {value}")
         normalized = frozenset(normalize_uuid(u) for u in uuids)

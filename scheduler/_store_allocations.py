@@ -23,6 +23,7 @@ from ._store_providers import class_exists, set_inventories
 from ._store_records import (
     CONCURRENT_UPDATE,
     INCOMPLETE_CONSUMER_ID,
+    RESOURCE_PROVIDER_NOT_FOUND,
     Consumer,
     ConsumerWrite,
     Inventory,
@@ -127,6 +128,10 @@ def reshape(tx: Tx, inventories: Mapping[str, tuple[int, dict[str, Inventory]]],
     """Move inventory and allocations in one step (microversion 1.30): release
     the named consumers, replace the named inventories, then claim anew."""
     writes = list(writes)
+    for rp in inventories:
+        if tx.provider(rp) is None:
+            raise bad_request(f"Resource provider {rp} in inventories not found",
+                              RESOURCE_PROVIDER_NOT_FOUND)
     currents = [_check_consumer(tx, w) for w in writes]
     for current in currents:
         _release(tx, current)

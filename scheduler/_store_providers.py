@@ -21,7 +21,6 @@ from ._store_records import (
     PROVIDER_CANNOT_DELETE_PARENT,
     PROVIDER_IN_USE,
     Inventory,
-    PlacementError,
     Provider,
     bad_request,
     conflict,
@@ -43,7 +42,8 @@ def require_provider(tx: Tx, uuid: str) -> Provider:
 
 def check_generation(p: Provider, generation: int | None) -> None:
     if generation is not None and generation != p.generation:
-        raise conflict("resource provider generation conflict", CONCURRENT_UPDATE)
+        raise conflict(f"resource provider generation conflict - actual: {p.generation}, "
+                       f"given: {generation}", CONCURRENT_UPDATE)
 
 
 # -- providers -----------------------------------------------------------------
@@ -200,7 +200,7 @@ def set_provider_traits(tx: Tx, uuid: str, generation: int | None,
     p = require_provider(tx, uuid)
     missing = sorted(t for t in set(traits) if not trait_exists(tx, t))
     if missing:
-        raise bad_request(f"No such trait(s): {', '.join(missing)}")
+        raise bad_request(f"No such trait(s): {', '.join(missing)}.")
     if generation is not None and generation != p.generation:
         raise conflict("Resource provider's generation already changed. Please update the "
                        "generation and try again.", CONCURRENT_UPDATE)
@@ -286,6 +286,3 @@ def custom_classes(tx: Tx) -> list[str]:
     rows = sorted(tx.items("classes"), key=lambda kv: kv[1]["id"])
     return [name for name, _ in rows]
 
-
-def raise_error(status: int, detail: str, code: str) -> None:  # pragma: no cover - helper
-    raise PlacementError(status, detail, code)
