@@ -181,6 +181,7 @@ def write_ring(path: str | os.PathLike[str], data: RingData) -> bytes:
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # servers of other users read rings
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
