@@ -136,8 +136,9 @@ def _as_list(value: Any) -> list[str]:
 async def list_providers(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:resource_providers:list")
     v = ctx.version
-    multi = frozenset(k for k, mv in (("member_of", 24), ("required", 39)) if v.at_least(mv))
-    q = ctx.query(multi)
+    q = ctx.query(frozenset({"member_of", "required"}))
+    if "required" in q and not v.at_least(39):
+        q["required"] = q["required"][-1]
     validate(q, _list_schema(v), query=True)
     member_of = parse_member_of(_as_list(q["member_of"]), v) if "member_of" in q else None
     required = parse_required(_as_list(q["required"]), v) if "required" in q else None
