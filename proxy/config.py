@@ -59,6 +59,8 @@ class ProxyConfig:
     max_container_name_length: int = 256
     # logging
     log_requests: bool = True
+    # middlewares, outermost first (names known to ``proxy.pipeline``)
+    pipeline: str = "catch_errors proxy_logging healthcheck info tempauth copy slo"
     # the whole cluster file, for the middlewares: ``conf.section("tempauth")``
     cluster: ClusterConfig = field(default_factory=ClusterConfig, compare=False, repr=False)
 

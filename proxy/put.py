@@ -1,0 +1,283 @@
+"""Streaming PUT: the client's body goes to N object nodes at once.
+
+Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
+
+- Connect phase: one slot per replica. Each slot sends its request head with
+  ``Expect: 100-continue`` and waits for ``100 Continue``; a node that
+  refuses (connection error, timeout, 507 or any early final answer) is
+  replaced by the next handoff from the ``NodeIter``. Fewer than W slots
+  ready: 503 before a byte of the body is read.
+- Stream phase: each client chunk is queued to every live slot (a bounded
+  queue of ``queue_depth`` chunks per slot, so memory is
+  O(N * queue_depth * chunk) whatever the object size). A slot whose node
+  fails or stalls longer than ``node_timeout`` is dropped (no replacement
+  mid-stream). When fewer than W slots remain alive the PUT stops: 503.
+- The client hanging up (or stalling past the body timeout) aborts every
+  slot by closing its connection mid-body, so no node commits anything; the
+  answer is 499 (408 for a stall).
+- After the body: 201 as soon as W nodes answered 2xx, waiting for the
+  others at most ``post_quorum_timeout``; the rest are cut off (their nodes
+  either finish or discard; replication evens them out).
+- Cancellation closes every node connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import h11
+import trio
+
+from common.http import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientConnection,
+    ClientDisconnect,
+    Headers,
+    UpstreamError,
+)
+from proxy.backend import Backend
+from proxy.node_iter import NodeIter
+from proxy.quorum import PutOutcome, put_outcome
+from ring.ringfile import RingDevice
+
+
+@dataclass
+class PutResult:
+    outcome: PutOutcome
+    statuses: list[int | None]
+    etags: list[str] = field(default_factory=list)
+    headers: list[Headers] = field(default_factory=list)
+    client_error: Exception | None = None
+    message: str = ""
+
+
+class _Slot:
+    """One replica's connection during a PUT."""
+
+    def __init__(self, node: RingDevice, conn: ClientConnection) -> None:
+        self.node = node
+        self.conn = conn
+        self.send, self.recv = trio.open_memory_channel[bytes | None](0)
+        self.alive = True
+        self.status: int | None = None
+        self.headers = Headers()
+        self.scope = trio.CancelScope()
+        self.done = trio.Event()
+
+    def set_depth(self, depth: int) -> None:
+        self.send, self.recv = trio.open_memory_channel[bytes | None](depth)
+
+    async def fail(self, backend: Backend) -> None:
+        if self.alive:
+            self.alive = False
+            backend.record(self.node, None)
+        self.scope.cancel()
+        await self.conn.aclose()
+
+    async def run(self, backend: Backend) -> None:
+        """Forward queued chunks; None ends the body and reads the answer."""
+        timeout = backend.conf.node_timeout
+        with self.scope:
+            try:
+                while True:
+                    chunk = await self.recv.receive()
+                    with trio.fail_after(timeout):
+                        if chunk is None:
+                            await self.conn.end_body()
+                            status, headers = await self.conn.read_response()
+                            await self.conn.read_body(1 << 20)
+                            break
+                        await self.conn.send_data(chunk)
+            except (UpstreamError, trio.TooSlowError, trio.EndOfChannel):
+                self.alive = False
+                backend.record(self.node, None)
+                await self.conn.aclose()
+                self.done.set()
+                return
+            self.status, self.headers = status, headers
+            backend.observe(headers)
+            backend.record(self.node, status)
+            if 200 <= status < 300:
+                await self.conn.release()
+            else:
+                self.alive = False
+                await self.conn.aclose()
+        if self.status is None:
+            self.alive = False
+            await self.conn.aclose()
+        self.done.set()
+
+
+async def _expect_continue(conn: ClientConnection) -> tuple[int, Headers] | None:
+    """None on ``100 Continue``; the early final answer otherwise."""
+    while True:
+        event = await conn._next_event()
+        if isinstance(event, h11.InformationalResponse):
+            if event.status_code == 100:
+                return None
+            continue
+        if isinstance(event, h11.Response):
+            return event.status_code, Headers.from_raw(event.headers)
+        raise UpstreamError(f"unexpected event {event!r}")
+
+
+async def _connect(
+    backend: Backend,
+    nodes: NodeIter,
+    path_for: Callable[[RingDevice], str],
+    headers: list[tuple[str, str]],
+    expect: bool,
+    early: list[int | None],
+) -> _Slot | None:
+    """The first node of ``nodes`` that accepts the request head."""
+    conf = backend.conf
+    while True:
+        node = nodes.next_node()
+        if node is None:
+            return None
+        conn: ClientConnection | None = None
+        try:
+            with trio.fail_after(conf.conn_timeout + conf.node_timeout):
+                conn = await backend.client.open(node.address, node.port)
+                try:
+                    await conn.send_request("PUT", path_for(node), headers)
+                except UpstreamError:
+                    if not conn.reused:
+                        raise
+                    conn = await backend.client.open(node.address, node.port, fresh=True)
+                    await conn.send_request("PUT", path_for(node), headers)
+                answer = await _expect_continue(conn) if expect else None
+        except (UpstreamError, trio.TooSlowError):
+            if conn is not None:
+                await conn.aclose()
+            backend.record(node, None)
+            early.append(None)
+            continue
+        if answer is None:
+            assert conn is not None
+            return _Slot(node, conn)
+        status, rh = answer
+        assert conn is not None
+        await conn.aclose()
+        backend.observe(rh)
+        backend.record(node, status)
+        early.append(status)
+        if status < 500:
+            # A definite refusal (409 newer data, 4xx): relay, no handoff.
+            return None
+
+
+async def stream_put(
+    backend: Backend,
+    nodes: NodeIter,
+    n: int,
+    w: int,
+    path_for: Callable[[RingDevice], str],
+    headers_for: Callable[[int], Mapping[str, str]],
+    body: AsyncIterator[bytes],
+    content_length: int | None,
+    max_size: int,
+) -> PutResult:
+    """Fan the body out; see the module contract."""
+    conf = backend.conf
+    expect = content_length is None or content_length > 0
+    early: list[int | None] = []
+    slots: list[_Slot | None] = [None] * n
+
+    async def connect(i: int) -> None:
+        hdrs = list(headers_for(i).items())
+        if content_length is None:
+            hdrs.append(("transfer-encoding", "chunked"))
+        else:
+            hdrs.append(("content-length", str(content_length)))
+        if expect:
+            hdrs.append(("expect", "100-continue"))
+        slots[i] = await _connect(backend, nodes, path_for, hdrs, expect, early)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(connect, i)
+    live = [s for s in slots if s is not None]
+    if len(live) < w:
+        for s in live:
+            await s.conn.aclose()
+        refusals = [s for s in early if s is not None and s < 500]
+        if refusals and len(refusals) + len(live) >= 1 and all(s == refusals[0] for s in refusals):
+            outcome = put_outcome(refusals, len(refusals), 1)
+            return PutResult(outcome, early, message="refused by the object servers")
+        return PutResult(PutOutcome(503, ""), early, message=f"only {len(live)} of {w} required object servers reachable")
+
+    for s in live:
+        s.set_depth(conf.queue_depth)
+    client_error: Exception | None = None
+    too_few = False
+    async with trio.open_nursery() as nursery:
+        for s in live:
+            nursery.start_soon(s.run, backend)
+        received = 0
+        try:
+            async for chunk in body:
+                received += len(chunk)
+                if received > max_size:
+                    raise BodyTooLarge("Your request is too large.")
+                for s in live:
+                    if not s.alive:
+                        continue
+                    with trio.move_on_after(conf.node_timeout):
+                        await s.send.send(chunk)
+                        continue
+                    await s.fail(backend)  # stalled node: drop it
+                if sum(1 for s in live if s.alive) < w:
+                    too_few = True
+                    break
+        except (ClientDisconnect, BodyTimeout, BodyTooLarge) as exc:
+            client_error = exc
+        if client_error is not None or too_few:
+            for s in live:
+                await s.fail(backend)
+            nursery.cancel_scope.cancel()
+        else:
+            for s in live:
+                if s.alive:
+                    with trio.move_on_after(conf.node_timeout):
+                        await s.send.send(None)
+                        continue
+                    await s.fail(backend)
+            # 201 once W acknowledged; the rest get post_quorum_timeout.
+            with trio.move_on_after(conf.node_timeout + conf.post_quorum_timeout):
+                while True:
+                    ok = sum(1 for s in live if s.status is not None and 200 <= s.status < 300)
+                    pending = [s for s in live if not s.done.is_set()]
+                    if not pending:
+                        break
+                    if ok >= w:
+                        with trio.move_on_after(conf.post_quorum_timeout):
+                            for s in pending:
+                                await s.done.wait()
+                        break
+                    await _first_done(pending)
+            for s in live:
+                if not s.done.is_set():
+                    await s.fail(backend)
+            nursery.cancel_scope.cancel()
+    statuses = [s.status if s.alive or s.status else None for s in live] + [e for e in early]
+    if client_error is not None:
+        return PutResult(PutOutcome(client_error.status, ""), statuses, client_error=client_error)  # type: ignore[attr-defined]
+    if too_few:
+        return PutResult(PutOutcome(503, ""), statuses, message="too many object servers failed during the upload")
+    outcome = put_outcome([s.status for s in live], n, w)
+    etags = [s.headers.get("etag", "") or "" for s in live if s.status is not None and 200 <= s.status < 300]
+    return PutResult(outcome, statuses, etags, [s.headers for s in live if s.status is not None])
+
+
+async def _first_done(slots: list[_Slot]) -> None:
+    async with trio.open_nursery() as nursery:
+        for s in slots:
+
+            async def wait(s: _Slot = s) -> None:
+                await s.done.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(wait)
