@@ -200,11 +200,20 @@ class _Connection:
         except Exception:
             _log.exception("unhandled error serving %s %r", method, event.target)
             response = Response.text(500, "An error occurred while processing this request.")
-        if self.conn.their_state is h11.SEND_BODY:
+        if self.conn.their_state is h11.SEND_BODY and not self._body_already_ended():
             # The handler did not read the whole body: answer, then close
             # rather than drain (the body may be huge or the client gone).
             response.headers.set("connection", "close")
         return await self._send_response(response, head_only=method == "HEAD")
+
+    def _body_already_ended(self) -> bool:
+        """A body-less request (no or zero Content-Length) whose end h11 has
+        not reported yet: take the EndOfMessage so keep-alive survives."""
+        try:
+            event = self.conn.next_event()
+        except h11.RemoteProtocolError:
+            return False
+        return isinstance(event, h11.EndOfMessage)
 
     async def _send_response(self, response: Response, *, head_only: bool) -> bool:
         headers = response.headers
