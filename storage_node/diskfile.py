@@ -127,7 +127,7 @@ class ObjectWriter:
 
     def commit(self, loc: ObjectLocation, ts: Timestamp) -> ObjectRecord:
         fname = ts.internal + DATA
-        with self.drives.lock_dir(loc.dir):
+        with self.drives.lock_partition(loc.root, loc.partition, True), self.drives.lock_dir(loc.dir):
             self.tmp.commit(loc.dir, fname)
             return settle(self.drives, loc, {fname: self.meta})
 
@@ -144,7 +144,7 @@ def write_small(drives: DriveLayer, loc: ObjectLocation, ts: Timestamp, ext: str
         tmp.write(json.dumps(payload, separators=(",", ":")).encode())
         tmp.fsync()
         fname = ts.internal + ext
-        with drives.lock_dir(loc.dir):
+        with drives.lock_partition(loc.root, loc.partition, True), drives.lock_dir(loc.dir):
             tmp.commit(loc.dir, fname)
             return settle(drives, loc, {fname: payload} if ext == META else None)
     except BaseException:

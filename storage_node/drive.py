@@ -54,6 +54,7 @@ class DriveLayer(Protocol):
     def move_dir(self, src: Path, dst: Path) -> None: ...
     def remove_empty_dirs(self, path: Path, stop: Path) -> None: ...
     def lock_dir(self, path: Path) -> AbstractContextManager[None]: ...
+    def lock_partition(self, root: Path, partition: int, shared: bool) -> AbstractContextManager[None]: ...
 
 
 # -- real disk ---------------------------------------------------------------
@@ -196,6 +197,21 @@ class DiskDrives:
         finally:
             os.close(fd)
 
+    @contextmanager
+    def lock_partition(self, root: Path, partition: int, shared: bool) -> Iterator[None]:
+        """``flock`` on ``<root>/locks/<partition>.lock``: writers that make
+        files visible hold it shared, a partition drop holds it exclusive
+        (invariant 3: nothing deleted while a write may be landing)."""
+        locks = root / "locks"
+        if not locks.is_dir():
+            _makedirs_durable(locks)
+        fd = os.open(locks / f"{partition}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
 
 # -- in memory ---------------------------------------------------------------
 
@@ -212,6 +228,7 @@ class MemoryDrives:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._dir_locks: dict[Path, threading.Lock] = {}
+        self._part_locks: dict[Path, tuple[threading.Condition, list[int]]] = {}
 
     def mkdir(self, path: Path) -> None:
         with self._lock:
@@ -264,6 +281,23 @@ class MemoryDrives:
             lock = self._dir_locks.setdefault(path, threading.Lock())
         with lock:
             yield
+
+    @contextmanager
+    def lock_partition(self, root: Path, partition: int, shared: bool) -> Iterator[None]:
+        key = root / "locks" / str(partition)
+        with self._lock:
+            cond = self._part_locks.setdefault(key, (threading.Condition(), [0, 0]))
+        c, state = cond  # state: [shared holders, exclusive holder]
+        with c:
+            while state[1] or (not shared and state[0]):
+                c.wait()
+            state[0 if shared else 1] += 1
+        try:
+            yield
+        finally:
+            with c:
+                state[0 if shared else 1] -= 1
+                c.notify_all()
 
 
 class _MemTemp:

@@ -185,6 +185,20 @@ class DriveIndex:
 
         return op
 
+    def op_delete_row_if(self, part: int, name_hash: str, files: tuple[str, ...]) -> Op:
+        """Delete the row only if it still lists exactly ``files`` (a rehash
+        or reclaim must not undo a write that committed meanwhile)."""
+        key = _row_key(part, name_hash)
+
+        def op(txn: lmdb.Transaction) -> None:
+            old = txn.get(key, db=self.objects)
+            if old and tuple(json.loads(old).get("files", ())) != tuple(files):
+                return
+            txn.delete(key, db=self.objects)
+            txn.put(_suffix_key(part, suffix_of(name_hash)), b"", db=self.suffixes)
+
+        return op
+
     def apply(self, ops: list[Op]) -> None:
         """Apply ``ops`` in one write transaction now (blocking)."""
         with self.env.begin(write=True) as txn:

@@ -218,12 +218,12 @@ def _open(ctx: NodeContext, bp: BackendPath, head: bool) -> tuple[ObjectLocation
                 rec = settle(ctx.drive_layer, loc)
             idx.apply([idx.op_put_row(bp.partition, loc.hash, rec, force=True)])
         except CorruptData:
-            _quarantine(ctx, bp, loc)
+            quarantine_object(ctx, bp, loc)
             return loc, None, None
     return loc, None, None
 
 
-def _quarantine(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation) -> None:
+def quarantine_object(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation) -> None:
     """(thread) Move the hash dir aside and drop the row (invariant 3)."""
     try:
         quarantine(ctx.drive_layer, loc)
@@ -297,7 +297,7 @@ async def _stream(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, reader
             yield tail
     except CorruptData:
         with trio.CancelScope(shield=True):
-            await ctx.run(bp.drive, _quarantine, ctx, bp, loc)
+            await ctx.run(bp.drive, quarantine_object, ctx, bp, loc)
         raise
     finally:
         reader.close()
