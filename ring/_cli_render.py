@@ -123,7 +123,7 @@ def print_show(console: Console, path: str, summaries: dict[str, dict[str, Any]]
     t = Table(title=f"{path}: {len(rows)} drives")
     for col in ("ring", "part power", "replicas", "partitions", "balance %", "dispersion %", "min part hours",
                 "overload"):
-        t.add_column(col, justify="right" if col != "ring" else "left")
+        t.add_column(col, justify="right" if col != "ring" else "left", overflow="fold")
     for name, s in summaries.items():
         t.add_row(name, str(s["part_power"]), str(s["replicas"]), str(s["partitions"]),
                   "-" if s["balance"] is None else f"{s['balance']:.2f}",
@@ -131,13 +131,17 @@ def print_show(console: Console, path: str, summaries: dict[str, dict[str, Any]]
                   f"{s['min_part_hours']:g}", f"{s['overload']:g}")
     console.print(t)
     d = Table(title=f"drives (balance in the {focus} ring)")
-    for col in ("id", "region", "zone", "host", "address", "device", "weight", *summaries, "balance %", "meta"):
-        d.add_column(col, justify="right" if col in ("id", "region", "zone", "weight", "balance %") or col in summaries
-                     else "left")
+    named = any(r["host"] != f"{r['address']}:{r['port']}" for r in rows)
+    cols = ["id", "r", "z", "host", *(["address"] if named else []), "device", "weight", *summaries,
+            "balance %", "meta"]
+    for col in cols:
+        right = col in ("id", "r", "z", "weight", "balance %") or col in summaries
+        d.add_column(col, justify="right" if right else "left", overflow="fold")
     for r in rows:
-        d.add_row(str(r["id"]), str(r["region"]), str(r["zone"]), r["host"], f"{r['address']}:{r['port']}",
-                  r["device"], f"{r['weight']:g}", *(str(r["partitions"][n]) for n in summaries),
-                  f"{r['balance']:.2f}", r["meta"])
+        addr = [f"{r['address']}:{r['port']}"] if named else []
+        d.add_row(str(r["id"]), str(r["region"]), str(r["zone"]), r["host"], *addr, r["device"],
+                  f"{r['weight']:g}", *(str(r["partitions"][n]) for n in summaries), f"{r['balance']:.2f}",
+                  r["meta"])
     console.print(d)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,11 @@ def _focus(cb: ClusterBuilder, ring: str | None) -> str:
         cb.ring(ring)
         return ring
     return "object" if "object" in cb.rings else next(iter(cb.rings))
+
+
+def _console() -> Console:
+    """A terminal gets rich's own width; a pipe or file gets whole lines."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _print_json(obj: Any) -> None:
@@ -266,7 +272,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         hosts = len(cb.inventory.hosts)
         _print_json({**summaries[focus], "ring": focus, "rings": summaries, "hosts": hosts, "drives": rows})
         return 0
-    render.print_show(Console(), args.builder, summaries, rows, focus)
+    render.print_show(_console(), args.builder, summaries, rows, focus)
     return 0
 
 
@@ -283,7 +289,7 @@ def cmd_dispersion(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**out[focus], "ring": focus, "rings": out})
         return 0
-    console = Console()
+    console = _console()
     for n, figures in out.items():
         render.print_dispersion(console, n, figures, figures["tiers"])
     return 0
@@ -363,7 +369,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         _print_json({"ring": ring_name, "name": "/" + text, "partition": part,
                      "primaries": [d.to_json() for d in primaries], "handoffs": [d.to_json() for d in handoffs]})
         return 0
-    render.print_lookup(Console(), ring_name, "/" + text, part, primaries, handoffs)
+    render.print_lookup(_console(), ring_name, "/" + text, part, primaries, handoffs)
     return 0
 
 
