@@ -2,8 +2,8 @@
 ``make_subrequest``: the caller's ``context`` (identity, ``authorize``,
 transaction id) rides along, so a subrequest is authorized as the caller
 (invariant 6) and logged under the caller's transaction id. The
-``swift_owner`` flag is not inherited: ``authorize`` sets it again for the
-subrequest's own path."""
+``swift_owner`` flag and cached ``container_info`` are not inherited:
+``authorize`` decides again for the subrequest's own path."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from common.http import REASONS as _REASONS
 from common.http import Headers, Request, Response
 
 REASONS: dict[int, str] = dict(_REASONS)
+NOT_INHERITED = ("swift_owner", "container_info")
 INHERITED_HEADERS = ("x-trans-id", "user-agent", "x-auth-token", "x-storage-token", "referer")
 
 
@@ -35,7 +36,7 @@ def subrequest(
             if value is not None and name not in hdrs:
                 hdrs.set(name, value)
     sub = Request.make(method, path, hdrs, body, query_string)
-    sub.context.update({k: v for k, v in parent.context.items() if k != "swift_owner"})
+    sub.context.update({k: v for k, v in parent.context.items() if k not in NOT_INHERITED})
     sub.client = parent.client
     return sub
 
