@@ -38,12 +38,12 @@ def _same_counts(T: np.ndarray) -> np.ndarray:
 
 
 def gather_for_dispersion(A: np.ndarray, topo: Topology, cap: tuple[np.ndarray, ...],
-                          excess: np.ndarray, eligible: np.ndarray, moved: np.ndarray) -> int:
+                          excess: np.ndarray, can_move: np.ndarray) -> int:
     """Unassign replicas sitting in a tier above its cap; returns how many.
 
     Per partition, the replica on the most overfull drive goes first, and
     each removal is re-checked against the counts left (one removal often
-    fixes the tier). Updates ``excess`` and ``moved`` in place.
+    fixes the tier). Updates ``excess`` and ``can_move`` in place.
     """
     R = A.shape[0]
     over = np.zeros(A.shape[1], dtype=bool)
@@ -55,7 +55,7 @@ def gather_for_dispersion(A: np.ndarray, topo: Topology, cap: tuple[np.ndarray, 
     if not len(parts):
         return 0
     sub = A[:, parts]
-    elig = eligible[parts].copy()
+    elig = can_move[parts].astype(bool)
     exx = np.append(excess, -(1 << 40))
     order = np.argsort(-exx[sub], axis=0, kind="stable")
     cols = np.arange(len(parts))
@@ -77,19 +77,20 @@ def gather_for_dispersion(A: np.ndarray, topo: Topology, cap: tuple[np.ndarray, 
             np.subtract.at(excess, devs, 1)
             sub[r[take], cols[take]] = -1
             elig &= ~take
-            moved[parts[take]] = True
+            can_move[parts[take]] = False
             gathered += int(take.sum())
     A[:, parts] = sub
     return gathered
 
 
 def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
-                       eligible: np.ndarray, moved: np.ndarray, rng: np.random.Generator) -> int:
-    """Unassign replicas from drives holding more than their target.
+                       can_move: np.ndarray, rng: np.random.Generator) -> int:
+    """Unassign replicas from drives holding more than their target (Swift's "forced").
 
     Takes at most ``excess[d]`` replicas from each drive ``d``, at most one
-    not-in-flight replica per partition, choosing partitions at random
-    (seeded). Updates ``excess`` and ``moved`` in place; returns the count.
+    not-in-flight replica per partition, in-flight ones first, then
+    partitions at random (seeded). Updates ``excess`` and ``can_move`` in
+    place; returns the count.
     """
     gathered = 0
     R, N = A.shape
@@ -97,7 +98,7 @@ def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
     for _ in range(4):
         if not (exx[:-1] > 0).any():
             break
-        ok = (exx[A] > 0) & (inflight | (eligible & ~moved)[None, :])
+        ok = (exx[A] > 0) & (inflight | can_move[None, :].astype(bool))
         has = ok.any(axis=0)
         parts = np.flatnonzero(has)
         if not len(parts):
@@ -105,8 +106,10 @@ def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
         score = np.where(ok[:, parts], exx[A[:, parts]] + rng.random((R, len(parts))), -1.0)
         reps = np.argmax(score, axis=0)
         devs = A[reps, parts]
+        # per drive: replicas already in flight first (re-placing them is free), then random
         perm = rng.permutation(len(parts))
-        order = perm[np.argsort(devs[perm], kind="stable")]
+        fresh = ~inflight[reps, parts]
+        order = perm[np.lexsort((fresh[perm], devs[perm]))]
         sdev = devs[order]
         first = np.searchsorted(sdev, sdev, side="left")
         rank = np.arange(len(sdev)) - first
@@ -116,7 +119,7 @@ def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
         p_sel, r_sel, d_sel = parts[sel], reps[sel], devs[sel]
         A[r_sel, p_sel] = -1
         np.subtract.at(exx, d_sel, 1)
-        moved[p_sel[~inflight[r_sel, p_sel]]] = True
+        can_move[p_sel[~inflight[r_sel, p_sel]]] = False
         gathered += len(sel)
     excess[:] = exx[:-1]
     return gathered

@@ -206,27 +206,40 @@ class RingBuilder:
         old = self.replica2part2dev
         start = topo.dense(old)  # dense, -1 for unassigned or removed drives
         A = start.copy()
-        moved = ((old >= 0) & (start < 0)).any(axis=0)
-        eligible = self.last_moved + self.min_part_hours * 3600.0 <= now
+        # one voluntary move per partition per rebalance, none within min_part_hours
+        can_move = (self.last_moved + self.min_part_hours * 3600.0 <= now)
+        can_move &= ~((old >= 0) & (start < 0)).any(axis=0)  # already moving off a removed drive
         counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
         excess = counts - plan.dev_parts
-        gather_for_dispersion(A, topo, plan.cap, excess, eligible, moved)
+        gather_for_dispersion(A, topo, plan.cap, excess, can_move)
         tick(0.05)
         kernel = self._kernel_args(topo, plan, rng)
+        self._place(A, topo, plan, kernel, rng, tick)
+        can_move8 = can_move.astype(np.int8)
         rounds = 0
-        for rounds in range(1, MAX_ROUNDS + 1):
-            if rounds > 1 or (A >= 0).any():
-                inflight = np.not_equal(A, start)
-                gather_for_balance(A, excess, inflight, eligible, moved, rng)
-            todo = np.flatnonzero((A < 0).any(axis=0)).astype(np.int32)
-            if not len(todo):
-                break
-            todo = todo[rng.permutation(len(todo))]
-            self._place(A, todo, topo, plan, kernel, tick if rounds == 1 else None)
+        while rounds < MAX_ROUNDS:
+            rounds += 1
             counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
             excess = counts - plan.dev_parts
             if not (excess > 0).any():
                 break
+            free = np.not_equal(A, start).astype(np.int8)
+            avail = self._avail(topo, np.maximum(-excess, 0))
+            order = rng.permutation(N).astype(np.int32)
+            n = _builder_kernels.move_replicas(
+                A, order, free, can_move8, excess, avail_g=avail[0], avail_z=avail[1],
+                avail_h=avail[2], avail_d=avail[3],
+                **{k: v for k, v in kernel.items() if not k.startswith("nact")})
+            if n == 0:
+                # stuck: no single move helps; shed at random and re-place (Swift's "forced")
+                inflight = free.astype(bool)
+                cm = can_move8.astype(bool)
+                if not gather_for_balance(A, excess, inflight, cm, rng):
+                    break
+                can_move8 = cm.astype(np.int8)
+                self._place(A, topo, plan, kernel, rng, None)
+        tick(0.95)
+        counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
         final = topo.dev_ids[np.where(A >= 0, A, 0)].astype(np.int32)
         final[A < 0] = -1
         changed = final != old
@@ -274,12 +287,21 @@ class RingBuilder:
         }
 
     @staticmethod
-    def _place(A: np.ndarray, todo: np.ndarray, topo: Topology, plan: Any,
-               kernel: dict[str, np.ndarray], tick: Callable[[float], None] | None) -> None:
+    def _avail(topo: Topology, want: np.ndarray) -> list[np.ndarray]:
+        """Per-tier sums of what active drives still want (Swift's parts_available_in_tier)."""
+        want = np.where(topo.active, want, 0)
+        return [np.bincount(topo.tier[level], weights=want, minlength=topo.sizes[level])
+                .astype(np.int64) for level in range(4)]
+
+    def _place(self, A: np.ndarray, topo: Topology, plan: Any, kernel: dict[str, np.ndarray],
+               rng: np.random.Generator, tick: Callable[[float], None] | None) -> None:
+        """Place every unassigned replica (partitions in seeded random order)."""
+        todo = np.flatnonzero((A < 0).any(axis=0)).astype(np.int32)
+        if not len(todo):
+            return
+        todo = todo[rng.permutation(len(todo))]
         counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
-        want = np.where(topo.active, np.maximum(plan.dev_parts - counts, 0), 0)
-        avail = [np.bincount(topo.tier[level], weights=want, minlength=topo.sizes[level])
-                 .astype(np.int64) for level in range(4)]
+        avail = self._avail(topo, np.maximum(plan.dev_parts - counts, 0))
         chunks = np.array_split(todo, _CHUNKS) if tick and len(todo) > 65536 else [todo]
         for i, chunk in enumerate(chunks):
             rc = _builder_kernels.place_replicas(
@@ -288,8 +310,7 @@ class RingBuilder:
             if rc < 0:
                 raise RingValidationError(f"no drive can take a replica of partition {-rc - 1}")
             if tick:
-                tick(0.05 + 0.9 * (i + 1) / len(chunks))
-
+                tick(0.05 + 0.8 * (i + 1) / len(chunks))
 
 def balance(builder: RingBuilder, inventory: Inventory) -> float:
     return builder.balance(inventory)
