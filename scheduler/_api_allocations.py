@@ -40,7 +40,7 @@ LIST_ALLOCS = {"type": "array", "minItems": 1, "items": {
                    "resources": RESOURCES},
     "required": ["resource_provider", "resources"], "additionalProperties": False}}
 _ID = {"type": "string", "minLength": 1, "maxLength": 255}
-MAPPINGS = {"type": "object", "patternProperties": {"^[a-zA-Z0-9_-]{0,64}$": {
+MAPPINGS = {"type": "object", "minProperties": 1, "patternProperties": {"^[a-zA-Z0-9_-]{0,64}$": {
     "type": "array", "minItems": 1, "uniqueItems": True,
     "items": {"type": "string", "format": "uuid"}}}, "additionalProperties": False}
 

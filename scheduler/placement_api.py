@@ -43,6 +43,7 @@ from .microversion import (
 )
 from .store import PlacementStore
 
+_REASONS = {200: "OK", 201: "Created", 204: "No Content"}
 HandlerFn = Callable[["PlacementApp", Ctx], Awaitable[Reply]]
 _log = logging.getLogger("ringstack.placement")
 MAX_BODY = 64 * 1024 * 1024
@@ -137,9 +138,12 @@ class PlacementApp:
             _log.exception("placement handler failed")
             return self._error(headers, 500, "An unexpected error occurred.",
                                "placement.undefined_code", request_id, version)
-        return self._reply(reply, version, request_id, ctx.method)
+        return self._reply(reply, version, request_id, ctx)
 
     async def _dispatch(self, ctx: Ctx) -> Reply:
+        if ctx.path.startswith("/scheduler/"):  # the Nova-like scheduler (scheduler.nova_api)
+            ctx.auth = authenticate(ctx.headers)
+            return await importlib.import_module("scheduler.nova_api").handle(self, ctx)  # type: ignore[no-any-return]
         for pattern, methods in ROUTES:
             m = pattern.match(ctx.path)
             if m is None:
@@ -153,10 +157,12 @@ class PlacementApp:
                 err.headers = [("allow", ", ".join(sorted(methods)))]  # type: ignore[attr-defined]
                 raise err
             ctx.params = {k: v for k, v in m.groupdict().items() if v is not None}
+            if ctx.method == "GET" and not _accepts_json(ctx.headers.get("accept")):
+                raise PlacementError(406, "Only application/json is provided")
             return await fn(self, ctx)
         raise PlacementError(404, "The resource could not be found.")
 
-    def _reply(self, reply: Reply, version: Version, request_id: str, method: str) -> Response:
+    def _reply(self, reply: Reply, version: Version, request_id: str, ctx: Ctx) -> Response:
         headers: list[tuple[str, str]] = [
             ("openstack-api-version", header_value(version)),
             ("vary", "openstack-api-version"),
@@ -165,15 +171,20 @@ class PlacementApp:
         ]
         body = b""
         if reply.body is not None:
-            body = json.dumps(reply.body).encode()
+            body = (reply.body if isinstance(reply.body, bytes)  # pre-encoded JSON
+                    else json.dumps(reply.body).encode())
             headers.append(("content-type", "application/json"))
         cache = reply.cache if reply.cache is not None else (
-            reply.body is not None and method != "DELETE")
+            reply.body is not None and ctx.method != "DELETE")
         if cache and version.at_least(15):
             headers.append(("last-modified", http_date(reply.last_modified)))
             headers.append(("cache-control", "no-cache"))
-        headers.extend(reply.headers)
-        return Response(reply.status, headers, body)
+        host = ctx.headers.get("host")
+        for name, value in reply.headers:
+            if name == "location" and host and value.startswith("/"):
+                value = f"http://{host}{value}"  # absolute, as webob makes it
+            headers.append((name, value))
+        return Response(reply.status, headers, body, reason=_REASONS.get(reply.status, ""))
 
     def _error(self, headers: dict[str, str], status: int, detail: str, code: str,
                request_id: str, version: Version,
@@ -186,9 +197,24 @@ class PlacementApp:
             ctype = "text/html" if "text/html" in accept else "text/plain"
             text = f"{status} {_title(status)}\n\n{detail}\n"
             return Response(status, [*base, ("content-type", f"{ctype}; charset=UTF-8")],
-                            text.encode())
+                            text.encode(), reason=_title(status))
         body = error_document(status, detail, code, request_id, version, extra)
-        return Response(status, [*base, ("content-type", "application/json")], body)
+        return Response(status, [*base, ("content-type", "application/json")], body,
+                        reason=_title(status))
+
+
+def _accepts_json(accept: str | None) -> bool:
+    """Placement serves only JSON: an Accept header must allow it."""
+    if not accept:
+        return True
+    for item in accept.split(","):
+        media, _, params = item.strip().partition(";")
+        if media.strip().lower() in ("application/json", "application/*", "*/*", ""):
+            q = params.replace(" ", "")
+            if "q=0" in q and not q.startswith("q=0."):
+                continue
+            return True
+    return False
 
 
 def _title(status: int) -> str:
