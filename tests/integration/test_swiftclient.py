@@ -1,0 +1,153 @@
+"""python-swiftclient (Connection API and the ``swift`` command) against a real
+cluster: 4 storage node processes and a proxy on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from swiftclient import client as swift
+from swiftclient.exceptions import ClientException
+
+from tests.support.cluster import Cluster, start_cluster
+
+SWIFT = str(Path(sys.executable).with_name("swift"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = start_cluster(tmp_path_factory.mktemp("swiftclient"))
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def conn(cluster: Cluster):
+    return swift.Connection(authurl=cluster.auth_url, user="test:tester", key="testing", retries=0)
+
+
+def run_swift(cluster: Cluster, cwd: Path, *args: str) -> str:
+    argv = [SWIFT, "-A", cluster.auth_url, "-U", "test:tester", "-K", "testing", *args]
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, f"{argv}\nstdout:{done.stdout}\nstderr:{done.stderr}"
+    return done.stdout
+
+
+def test_stat_post_upload_download_list_delete(conn):
+    headers = conn.head_account()
+    assert "x-account-container-count" in headers
+    conn.post_account({"X-Account-Meta-Color": "blue"})
+    assert conn.head_account()["x-account-meta-color"] == "blue"
+
+    conn.put_container("photos", headers={"X-Container-Meta-Owner": "me"})
+    assert conn.head_container("photos")["x-container-meta-owner"] == "me"
+    bodies = {"a/1.jpg": os.urandom(1000), "a/2.jpg": os.urandom(70_000), "b.jpg": b"", "c/d/e": b"x" * 10}
+    for name, body in bodies.items():
+        etag = conn.put_object("photos", name, body, content_type="image/jpeg")
+        assert etag == hashlib.md5(body).hexdigest()
+    for name, body in bodies.items():
+        hdrs, got = conn.get_object("photos", name)
+        assert got == body
+        assert hdrs["etag"] == hashlib.md5(got).hexdigest()
+        assert hdrs["content-type"] == "image/jpeg"
+
+    conn.post_object("photos", "b.jpg", {"X-Object-Meta-Taken": "2024"})
+    assert conn.head_object("photos", "b.jpg")["x-object-meta-taken"] == "2024"
+
+    _, listing = conn.get_container("photos", delimiter="/")
+    assert [i.get("name") or i.get("subdir") for i in listing] == ["a/", "b.jpg", "c/"]
+    _, listing = conn.get_container("photos", prefix="a/", delimiter="/")
+    assert [i["name"] for i in listing] == ["a/1.jpg", "a/2.jpg"]
+    assert listing[1]["bytes"] == 70_000
+
+    conn.delete_object("photos", "a/1.jpg")
+    with pytest.raises(ClientException) as err:
+        conn.get_object("photos", "a/1.jpg")
+    assert err.value.http_status == 404
+
+
+def test_copy_carries_metadata_and_x_copy_from(conn):
+    conn.put_container("src")
+    conn.put_container("dst")
+    body = os.urandom(200_000)
+    conn.put_object("src", "o", body, headers={"X-Object-Meta-Kept": "yes", "Content-Type": "text/x-test"})
+    conn.copy_object("src", "o", destination="/dst/copy1", headers={"X-Object-Meta-Added": "1"})
+    hdrs, got = conn.get_object("dst", "copy1")
+    assert got == body
+    assert hdrs["x-object-meta-kept"] == "yes" and hdrs["x-object-meta-added"] == "1"
+    assert hdrs["content-type"] == "text/x-test"
+
+    conn.copy_object("src", "o", destination="/dst/fresh", fresh_metadata=True)
+    hdrs = conn.head_object("dst", "fresh")
+    assert "x-object-meta-kept" not in hdrs
+
+    resp: dict = {}
+    conn.put_object("dst", "copy2", None, headers={"X-Copy-From": "/src/o"}, content_length=0,
+                    response_dict=resp)
+    assert resp["status"] == 201
+    assert dict(resp["headers"])["x-copied-from"] == "src/o"
+    assert conn.get_object("dst", "copy2")[1] == body
+
+    with pytest.raises(ClientException) as err:
+        conn.copy_object("src", "missing", destination="/dst/nothing")
+    assert err.value.http_status == 404
+    with pytest.raises(ClientException) as err:
+        conn.put_object("dst", "bad", None, headers={"X-Copy-From": "nocontainer"}, content_length=0)
+    assert err.value.http_status == 412
+
+
+def test_swift_cli_slo_upload_download_range_delete(cluster, conn, tmp_path):
+    data = os.urandom(2 * 1048576 + 12345)  # three segments of 1 MiB
+    (tmp_path / "big.bin").write_bytes(data)
+    run_swift(cluster, tmp_path, "upload", "--use-slo", "-S", "1048576", "large", "big.bin")
+
+    hdrs = conn.head_object("large", "big.bin")
+    assert hdrs["x-static-large-object"].lower() == "true"
+    assert int(hdrs["content-length"]) == len(data)
+    _, manifest = conn.get_object("large", "big.bin", query_string="multipart-manifest=get")
+    segments = json.loads(manifest)
+    assert [s["bytes"] for s in segments] == [1048576, 1048576, 12345]
+    seg_etags = "".join(s["hash"] for s in segments)
+    assert hdrs["etag"] == f'"{hashlib.md5(seg_etags.encode()).hexdigest()}"'
+
+    run_swift(cluster, tmp_path, "download", "large", "big.bin", "-o", "out.bin")
+    assert hashlib.md5((tmp_path / "out.bin").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
+
+    # a range across the first segment boundary
+    hdrs, part = conn.get_object("large", "big.bin", headers={"Range": "bytes=1048570-1048585"})
+    assert part == data[1048570:1048586]
+    assert hdrs["content-range"] == f"bytes 1048570-1048585/{len(data)}"
+
+    listing = run_swift(cluster, tmp_path, "list", "large_segments")
+    assert len(listing.split()) == 3
+    run_swift(cluster, tmp_path, "delete", "large", "big.bin")
+    _, left = conn.get_container("large_segments")
+    assert left == []
+    with pytest.raises(ClientException):
+        conn.head_object("large", "big.bin")
+
+
+def test_slo_manifest_errors_are_swift_texts(conn):
+    conn.put_container("segs")
+    conn.put_object("segs", "one", b"1" * 100)
+    bad = json.dumps([{"path": "/segs/one", "etag": "0" * 32, "size_bytes": 100},
+                      {"path": "/segs/missing", "etag": None, "size_bytes": None}])
+    with pytest.raises(ClientException) as err:
+        conn.put_object("segs", "man", bad, query_string="multipart-manifest=put")
+    assert err.value.http_status == 400
+    assert "segs/one, Etag Mismatch" in err.value.http_response_content.decode()
+    assert "segs/missing, 404 Not Found" in err.value.http_response_content.decode()
+    with pytest.raises(ClientException):
+        conn.head_object("segs", "man")  # nothing stored (invariant 5)
+
+
+def test_swift_capabilities_and_stat(cluster, tmp_path):
+    out = run_swift(cluster, tmp_path, "capabilities")
+    assert "slo" in out and "max_file_size" in out
+    assert "Account: AUTH_test" in run_swift(cluster, tmp_path, "stat")
