@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from functools import partial
 from typing import Any
 
@@ -33,11 +34,16 @@ def register(sub: Any, serve_sub: Any) -> None:
     p.set_defaults(func=_serve)
     try:
         sched_cli = importlib.import_module("scheduler.sched_cli")
+        sched_cli.register(sub)
     except ModuleNotFoundError as exc:
         if exc.name != "scheduler.sched_cli":
-            raise
-    else:
-        sched_cli.register(sub)
+            _warn(exc)
+    except Exception as exc:  # noqa: BLE001 - a broken scheduler CLI must not stop serving
+        _warn(exc)
+
+
+def _warn(exc: BaseException) -> None:
+    print(f"warning: scheduler commands unavailable: {exc!r}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ Placement's JSON error documents (``code`` from 1.23) for every error.
 ``scheduler.candidates_api.handle_allocation_candidates(request, store,
 version)`` (owned by the candidates engineer), imported lazily; it receives
 the ``Ctx`` (query string, headers, auth) and returns a ``Reply``.
+Every ``/scheduler/...`` path goes, after authentication, to
+``scheduler.nova_api.handle(app, ctx)`` (the Nova-like scheduler).
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ async def _root(app: PlacementApp, ctx: Ctx) -> Reply:
     return Reply(200, {"versions": [{
         "id": "v1.0", "max_version": str(MAX_VERSION), "min_version": str(MIN_VERSION),
         "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]}, cache=False)
+
+
+async def _delegate(module_name: str, func: str, app: PlacementApp, ctx: Ctx) -> Reply:
+    """Hand the request to a module owned by the scheduler engineer (lazy import;
+    501 while it does not exist)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise PlacementError(501, f"{module_name} is not available") from None
+    result = await getattr(module, func)(app, ctx)
+    return result if isinstance(result, Reply) else Reply(200, result)
 
 
 async def _candidates(app: PlacementApp, ctx: Ctx) -> Reply:
