@@ -199,11 +199,20 @@ def negotiate(query: dict[str, str], accept: str | None) -> str:
                    "application/xml, text/xml)", status=406)
 
 
+_ISO_SECONDS: dict[int, str] = {}
+
+
 def iso_last_modified(ts: Timestamp) -> str:
     """Swift's ``Timestamp.isoformat``: ``2024-01-02T03:04:05.123450`` (UTC)."""
     secs, ticks = divmod(ts.ticks, TICKS_PER_SECOND)
-    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs, microseconds=ticks * 10)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    head = _ISO_SECONDS.get(secs)
+    if head is None:
+        dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs)
+        head = dt.strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_ISO_SECONDS) > 65536:
+            _ISO_SECONDS.clear()
+        _ISO_SECONDS[secs] = head
+    return f"{head}.{ticks * 10:06d}"
 
 
 def _object_dict(row: ObjectRow) -> dict[str, object]:

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lmdb
@@ -51,12 +52,12 @@ from storage_node.rows_core import (
     merge_rows,
     reclaimable,
     row_digest,
-    row_from_list,
-    row_to_list,
     row_usage,
 )
 
 _KEY_NAME = 480
+_COUNTERS = struct.Struct(">qqqQQQqQ")
+_STATIC_CACHE: dict[bytes, DbState] = {}  # decoded static parts by their bytes
 _NEXT_CID = b"\x00next_cid"
 
 
@@ -73,11 +74,12 @@ class DbRef:
     kind: str
     account: str
     container: str | None = None
+    key: bytes = field(init=False, repr=False, compare=False)  # the info key, computed once
 
-    @property
-    def key(self) -> bytes:
+    def __post_init__(self) -> None:
         path = f"{self.account}/{self.container or ''}".encode("utf-8", "surrogateescape")
-        return self.kind[:1].encode() + hashlib.md5(path, usedforsecurity=False).digest()
+        key = self.kind[:1].encode() + hashlib.md5(path, usedforsecurity=False).digest()
+        object.__setattr__(self, "key", key)
 
     @property
     def path(self) -> str:
@@ -108,23 +110,36 @@ class DbState:
     def hash_hex(self) -> str:
         return f"{self.hash:032x}"
 
-    def to_json(self) -> bytes:
+    def static_json(self) -> bytes:
+        """What changes rarely (info, ids, partitions, targets): JSON at ``ref.key``."""
         return json.dumps({
             "kind": self.ref.kind, "account": self.ref.account, "container": self.ref.container,
             "cid": self.cid, "id": self.db_id, "info": info_to_dict(self.info),
-            "rows": self.row_count, "objects": self.object_count, "bytes": self.bytes_used,
-            "hash": self.hash_hex, "max_row": self.max_row,
-            "stats_ts": self.stats_timestamp.internal, "parts": list(self.partitions),
-            "targets": [list(t) for t in self.account_targets],
+            "parts": list(self.partitions), "targets": [list(t) for t in self.account_targets],
         }, separators=(",", ":")).encode()
 
+    def counters(self) -> bytes:
+        """What every row write changes: packed at ``ref.key + b"#"`` (cheap to rewrite)."""
+        return _COUNTERS.pack(self.row_count, self.object_count, self.bytes_used,
+                              self.hash >> 64, self.hash & (2**64 - 1), self.max_row,
+                              self.stats_timestamp.ticks, self.stats_timestamp.offset)
+
     @classmethod
-    def from_json(cls, raw: bytes) -> DbState:
-        d = json.loads(raw)
-        return cls(DbRef(d["kind"], d["account"], d["container"]), d["cid"], d["id"],
-                   info_from_dict(d["info"]), d["rows"], d["objects"], d["bytes"],
-                   int(d["hash"], 16), d["max_row"], Timestamp.parse(d["stats_ts"]),
-                   tuple(d["parts"]), tuple(tuple(t) for t in d.get("targets", ())))
+    def decode(cls, static: bytes, counters: bytes | None) -> DbState:
+        base = _STATIC_CACHE.get(static)
+        if base is None:
+            d = json.loads(static)
+            base = cls(DbRef(d["kind"], d["account"], d["container"]), d["cid"], d["id"],
+                       info_from_dict(d["info"]), partitions=tuple(d["parts"]),
+                       account_targets=tuple(tuple(t) for t in d.get("targets", ())))
+            if len(_STATIC_CACHE) > 4096:
+                _STATIC_CACHE.clear()
+            _STATIC_CACHE[static] = base
+        if not counters:
+            return base
+        rows, objs, nbytes, hi, lo, max_row, ticks, off = _COUNTERS.unpack(counters)
+        return replace(base, row_count=rows, object_count=objs, bytes_used=nbytes,
+                       hash=(hi << 64) | lo, max_row=max_row, stats_timestamp=Timestamp(ticks, off))
 
     def summary(self) -> dict[str, Any]:
         """What REPLICATE answers for this database."""
@@ -147,11 +162,20 @@ class ListingDbs:
 
     # -- info ------------------------------------------------------------------
     def state(self, txn: lmdb.Transaction, ref: DbRef) -> DbState | None:
-        raw = txn.get(ref.key, db=self.info)
-        return DbState.from_json(raw) if raw else None
+        return self._state_at(txn, ref.key)
+
+    def _state_at(self, txn: lmdb.Transaction, key: bytes) -> DbState | None:
+        raw = txn.get(key, db=self.info)
+        if raw is None:
+            return None
+        return DbState.decode(bytes(raw), txn.get(key + b"#", db=self.info))
 
     def _save(self, txn: lmdb.Transaction, st: DbState) -> None:
-        txn.put(st.ref.key, st.to_json(), db=self.info)
+        txn.put(st.ref.key, st.static_json(), db=self.info)
+        self._save_counters(txn, st)
+
+    def _save_counters(self, txn: lmdb.Transaction, st: DbState) -> None:
+        txn.put(st.ref.key + b"#", st.counters(), db=self.info)
 
     def create(self, txn: lmdb.Transaction, ref: DbRef, part: int, info: DbInfo) -> DbState:
         raw = txn.get(_NEXT_CID, db=self.info)
@@ -184,9 +208,9 @@ class ListingDbs:
             for key in cur.iternext(values=False):
                 if not key.startswith(prefix):
                     break
-                raw = txn.get(key[len(prefix):], db=self.info)
-                if raw:
-                    out.append(DbState.from_json(raw))
+                st = self._state_at(txn, key[len(prefix):])
+                if st is not None:
+                    out.append(st)
         return out
 
     def drop(self, txn: lmdb.Transaction, st: DbState) -> None:
@@ -200,6 +224,7 @@ class ListingDbs:
             txn.delete(st.ref.kind[:1].encode() + part.to_bytes(4, "big") + st.ref.key, db=self.parts)
         txn.delete(st.ref.key, db=self.dirty)
         txn.delete(st.ref.key, db=self.info)
+        txn.delete(st.ref.key + b"#", db=self.info)
 
     # -- rows ------------------------------------------------------------------
     @staticmethod
@@ -211,10 +236,10 @@ class ListingDbs:
 
     @staticmethod
     def _decode(key: bytes, val: bytes) -> list[tuple[Row, int]]:
-        items = json.loads(val)
+        items = json.loads(bytes(val).decode("utf-8"))
         if not key.endswith(b"\x00"):
             items = [items]
-        return [(row_from_list(item[:-1]), item[-1]) for item in items]
+        return [(_row_from_stored(item), item[-1]) for item in items]
 
     def get_row(self, txn: lmdb.Transaction, cid: int, name: str) -> tuple[Row, int] | None:
         key, _ = self._key(cid, name)
@@ -233,15 +258,15 @@ class ListingDbs:
             if row is None:
                 txn.delete(key, db=self.rows)
             else:
-                txn.put(key, json.dumps([*row_to_list(row), rowid]).encode(), db=self.rows)
+                txn.put(key, _dumps(_row_to_stored(row, rowid)), db=self.rows)
             return
         raw = txn.get(key, db=self.rows)
-        items = [it for it in (json.loads(raw) if raw else []) if it[1] != name]
+        items = [it for it in (json.loads(bytes(raw).decode()) if raw else []) if it[1] != name]
         if row is not None:
-            items.append([*row_to_list(row), rowid])
+            items.append(_row_to_stored(row, rowid))
             items.sort(key=lambda it: it[1])
         if items:
-            txn.put(key, json.dumps(items).encode(), db=self.rows)
+            txn.put(key, _dumps(items), db=self.rows)
         else:
             txn.delete(key, db=self.rows)
 
@@ -266,7 +291,7 @@ class ListingDbs:
         st = replace(st, row_count=st.row_count + r1 - r0, object_count=st.object_count + o1 - o0,
                      bytes_used=st.bytes_used + b1 - b0, hash=st.hash ^ digest, max_row=rowid,
                      stats_timestamp=stats_ts)
-        self._save(txn, st)
+        self._save_counters(txn, st)
         if st.ref.kind == "container" and (r0, o0, b0) != (r1, o1, b1):
             txn.put(st.ref.key, b"", db=self.dirty)
         return st, True
@@ -283,7 +308,7 @@ class ListingDbs:
             self._store_row(txn, st.cid, None, 0, row.name)
             st = replace(st, hash=st.hash ^ row_digest(row))
         if doomed:
-            self._save(txn, st)
+            self._save_counters(txn, st)
         return st, len(doomed)
 
     def iter_rows(self, txn: lmdb.Transaction, cid: int, start: str | None, inclusive: bool,
@@ -337,8 +362,7 @@ class ListingDbs:
     def dirty_refs(self, txn: lmdb.Transaction, limit: int) -> list[DbRef]:
         out = []
         for key in txn.cursor(db=self.dirty).iternext(values=False):
-            raw = txn.get(key, db=self.info)
-            st = DbState.from_json(raw) if raw else None
+            st = self._state_at(txn, key)
             if st is not None:
                 out.append(st.ref)
             if len(out) >= limit:
@@ -358,3 +382,28 @@ def container_row_of(st: DbState) -> ContainerRow:
     assert st.ref.container is not None
     return ContainerRow(st.ref.container, st.info.put_timestamp, st.info.delete_timestamp,
                         st.object_count, st.bytes_used, st.stats_timestamp)
+
+
+# -- stored row encoding: JSON lists with timestamps as (ticks, offset) ints, so
+# reading a listing parses no timestamp text. Our own data: decoded unchecked.
+
+def _row_to_stored(row: Row, rowid: int) -> list[Any]:
+    if isinstance(row, ObjectRow):
+        ts = row.timestamp
+        return ["o", row.name, ts.ticks, ts.offset, row.size, row.content_type, row.etag,
+                1 if row.deleted else 0, rowid]
+    p, d, s = row.put_timestamp, row.delete_timestamp, row.stats_timestamp
+    return ["c", row.name, p.ticks, p.offset, d.ticks, d.offset, row.object_count,
+            row.bytes_used, s.ticks, s.offset, rowid]
+
+
+def _row_from_stored(item: list[Any]) -> Row:
+    if item[0] == "o":
+        return ObjectRow(item[1], Timestamp(item[2], item[3]), item[4], item[5], item[6],
+                         bool(item[7]))
+    return ContainerRow(item[1], Timestamp(item[2], item[3]), Timestamp(item[4], item[5]),
+                        item[6], item[7], Timestamp(item[8], item[9]))
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
