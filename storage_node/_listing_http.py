@@ -81,8 +81,10 @@ def req_int(request: Request, name: str, default: int = 0) -> int:
 
 def meta_updates(request: Request, kind: str, ts: Timestamp) -> dict[str, tuple[str, Timestamp]]:
     """Metadata headers of the request, each stamped with the request's timestamp."""
-    out = {}
+    out: dict[str, tuple[str, Timestamp]] = {}
     for key, value in request.headers.items():
+        if key.startswith("x-remove-"):  # Swift's X-Remove-Container-Meta-Foo == empty value
+            key, value = "x-" + key[len("x-remove-"):], ""
         if key.startswith(_META_PREFIXES[kind]) or key in _META_EXACT[kind]:
             out[canonical_header(key)] = (value.strip(), ts)
     return out

@@ -33,6 +33,7 @@ import trio
 from common.http import HTTPError, Request, Response, is_valid_utf8
 from common.log import log_event
 from storage_node import _listing_http as lh
+from storage_node.drive import DriveUnavailable
 from storage_node.listing_db import DbRef, DbState, ListingDbs, NotFound
 from storage_node.listing_store import store_for
 from storage_node.paths import BadPath, split_backend_path
@@ -208,6 +209,8 @@ async def run_account_reporter(ctx: Any, interval: float = 1.0,
         for drive in list(ctx.drives):
             try:
                 await report_dirty(ctx, drive)
+            except DriveUnavailable:
+                continue  # that drive answers 507 to requests; nothing to report from it
             except Exception as exc:  # a bad drive must not stop the others
                 log_event(ctx.logger, "account_reporter_error", drive=drive, error=repr(exc))
         await trio.sleep(interval)

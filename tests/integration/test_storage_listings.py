@@ -155,7 +155,7 @@ def test_delete_rules_and_tombstones(node):
 
 
 def test_metadata_post(node):
-    r = node.req("POST", "/d1/5/AUTH_t/photos", {"X-Timestamp": next(TS), "X-Container-Meta-Color": "",
+    r = node.req("POST", "/d1/5/AUTH_t/photos", {"X-Timestamp": next(TS), "X-Remove-Container-Meta-Color": "x",
                                                 "X-Container-Meta-Size": "big", "X-Container-Read": ".r:*"})
     assert r.status_code == 204
     h = node.req("HEAD", "/d1/5/AUTH_t/photos").headers
@@ -164,6 +164,10 @@ def test_metadata_post(node):
     assert node.req("POST", "/d1/3/AUTH_t", {"X-Timestamp": next(TS),
                                             "X-Account-Meta-Quota": "9"}).status_code == 204
     assert node.req("HEAD", "/d1/3/AUTH_t").headers["X-Account-Meta-Quota"] == "9"
+    assert node.req("POST", "/d1/3/AUTH_t", {"X-Timestamp": next(TS),
+                                            "X-Account-Meta-Quota": ""}).status_code == 204
+    assert "X-Account-Meta-Quota" not in node.req("HEAD", "/d1/3/AUTH_t").headers
+    assert node.req("POST", "/d1/5/AUTH_t/never", {"X-Timestamp": next(TS)}).status_code == 404
 
 
 def account_listing(node):
@@ -221,3 +225,35 @@ def test_restart_keeps_everything(node):
     assert h["X-Container-Object-Count"] == str(len(NAMES) + 1) and h["X-Container-Meta-Size"] == "big"
     assert node.req("HEAD", "/d1/3/AUTH_t").headers["X-Account-Object-Count"] == acct_before
     assert node.req("GET", "/d1/5/AUTH_t/tmp").status_code == 404
+
+
+def test_failed_account_updates_are_retried(tmp_path):
+    """Counts reach an account replica that was down when they changed (the
+    container's dirty mark is a durable queue), and a container PUT does not
+    fail because an account replica is unreachable."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    cont = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'a'}", "--port", "0"))
+    acct = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'b'}", "--port", "0"))
+    try:
+        with httpx.Client(base_url=cont.url, timeout=10) as c:
+            assert httpx.put(f"{acct.url}/d1/1/AUTH_r", headers={"X-Timestamp": next(TS)}).status_code == 201
+            targets = {"X-Account-Host": f"127.0.0.1:{acct.port}", "X-Account-Device": "d1",
+                       "X-Account-Partition": "1"}
+            acct.kill()
+            assert c.put("/d1/2/AUTH_r/c", headers={"X-Timestamp": next(TS), **targets}).status_code == 201
+            for i in range(3):
+                assert c.put(f"/d1/2/AUTH_r/c/o{i}", headers={
+                    "X-Timestamp": next(TS), "X-Size": "10", "X-Backend-Type": "container"}).status_code == 201
+            acct = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'b'}",
+                                               "--port", str(acct.port)))
+
+            def counts():
+                h = httpx.head(f"{acct.url}/d1/1/AUTH_r").headers
+                return (h["X-Account-Container-Count"], h["X-Account-Object-Count"],
+                        h["X-Account-Bytes-Used"]) == ("1", "3", "30")
+
+            assert wait_for(counts)
+    finally:
+        cont.stop()
+        acct.stop()
