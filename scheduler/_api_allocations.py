@@ -16,11 +16,17 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from . import _store_allocations as sa
-from . import _store_providers as sp
 from ._api_common import Ctx, Reply, is_uuid, normalize_uuid, require_version, validate
 from ._api_inventories import RECORD_SCHEMA, make_inventory
 from ._api_providers import path_uuid
-from ._store_records import ConsumerWrite, Inventory, PlacementError, Provider, bad_request
+from ._store_records import (
+    INCOMPLETE_CONSUMER_ID,
+    ConsumerWrite,
+    Inventory,
+    Provider,
+    bad_request,
+    not_found,
+)
 from ._store_txn import Tx
 from .microversion import Version
 
@@ -90,6 +96,11 @@ def _consumer_uuid(value: str) -> str:
     return normalize_uuid(value)
 
 
+def _normalized(value: str) -> str:
+    """Reads do not validate consumer ids (Placement answers empty / 404)."""
+    return normalize_uuid(value) if is_uuid(value) else value
+
+
 def to_write(consumer: str, data: dict[str, Any], version: Version) -> ConsumerWrite:
     """A validated body -> the store's ``ConsumerWrite``."""
     raw = data["allocations"]
@@ -104,8 +115,11 @@ def to_write(consumer: str, data: dict[str, Any], version: Version) -> ConsumerW
                 allocs[normalize_uuid(rp)] = dict(item["resources"])
             except ValueError:
                 raise bad_request(f"Malformed resource provider uuid: {rp}") from None
+    project, user = data.get("project_id"), data.get("user_id")
+    if project is None:  # before 1.8: Placement's "incomplete consumer" placeholders
+        project = user = INCOMPLETE_CONSUMER_ID
     return ConsumerWrite(
-        consumer, allocs, data.get("project_id"), data.get("user_id"),
+        consumer, allocs, project, user,
         data.get("consumer_generation"), check_generation=version.at_least(28),
         consumer_type=data.get("consumer_type"))
 
@@ -120,10 +134,7 @@ async def put_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
 
 
 async def post_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
-    if not ctx.version.at_least(13):
-        err = PlacementError(405, "The method specified is not allowed for this resource.")
-        err.headers = [("allow", "")]  # type: ignore[attr-defined]
-        raise err
+    require_version(ctx, 13)
     app.enforce(ctx, "placement:allocations:manage")
     data = ctx.json(post_schema(ctx.version))
     writes = [to_write(_consumer_uuid(c), body, ctx.version) for c, body in data.items()]
@@ -133,7 +144,7 @@ async def post_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
 
 async def get_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:allocations:list")
-    consumer = _consumer_uuid(ctx.params["consumer"])
+    consumer = _normalized(ctx.params["consumer"])
     v = ctx.version
 
     def run(tx: Tx) -> dict[str, Any]:
@@ -158,7 +169,7 @@ async def get_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
 
 async def delete_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:allocations:delete")
-    consumer = _consumer_uuid(ctx.params["consumer"])
+    consumer = _normalized(ctx.params["consumer"])
     await app.store.write(lambda tx: sa.delete_allocations(tx, consumer))
     return Reply(204)
 
@@ -167,12 +178,21 @@ async def provider_allocations(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:resource_providers:allocations:list")
     uuid = path_uuid(ctx)
 
-    def run(tx: Tx) -> tuple[Provider, dict[str, dict[str, int]]]:
-        return sp.require_provider(tx, uuid), sa.provider_allocations(tx, uuid)
+    def run(tx: Tx) -> tuple[Provider, dict[str, dict[str, Any]]]:
+        p = tx.provider(uuid)
+        if p is None:
+            raise not_found(f"Resource provider '{uuid}' not found: No resource provider "
+                            f"with uuid {uuid} found")
+        out: dict[str, dict[str, Any]] = {}
+        for c in tx.consumers():
+            if uuid in c.allocations:
+                out[c.uuid] = {"resources": dict(c.allocations[uuid])}
+                if ctx.version.at_least(28):
+                    out[c.uuid]["consumer_generation"] = c.generation
+        return p, out
 
     p, allocs = await app.store.read(run)
-    return Reply(200, {"resource_provider_generation": p.generation,
-                       "allocations": {c: {"resources": r} for c, r in allocs.items()}})
+    return Reply(200, {"resource_provider_generation": p.generation, "allocations": allocs})
 
 
 async def project_usages(app: PlacementApp, ctx: Ctx) -> Reply:

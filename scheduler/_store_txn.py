@@ -15,7 +15,8 @@ classes        custom class name           {id, c, u}
 traits         custom trait name           {c}
 consumers      consumer uuid               {project, user, generation, type,
                                             allocs: {provider: {class: n}}, c, u}
-meta           b"version", b"class_seq"   integer
+meta           version, class_seq,         integer
+               provider_seq
 =============  ==========================  =====================================
 
 Standard resource classes and traits are not stored: they come from
@@ -85,12 +86,16 @@ class Tx:
         return None if row is None else _provider(uuid, row)
 
     def providers(self) -> Iterator[Provider]:
-        for uuid, row in self.items("providers"):
+        """Every provider in creation order (as Placement lists them, by id)."""
+        rows = sorted(self.items("providers"), key=lambda kv: kv[1].get("id", 0))
+        for uuid, row in rows:
             yield _provider(uuid, row)
 
     def put_provider(self, p: Provider) -> None:
+        old = self.get("providers", p.uuid)
+        seq = old["id"] if old and "id" in old else self.bump_counter("provider_seq")
         self.put("providers", p.uuid, {
-            "name": p.name, "generation": p.generation, "parent": p.parent_uuid,
+            "id": seq, "name": p.name, "generation": p.generation, "parent": p.parent_uuid,
             "root": p.root_uuid, "c": p.created_at, "u": p.updated_at})
 
     def bump_generation(self, uuid: str) -> int:

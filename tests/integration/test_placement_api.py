@@ -362,8 +362,10 @@ def test_allocations_by_microversion(api: Api) -> None:
     assert r.status_code == 204, r.text
     got = api("GET", f"/allocations/{c}", version="1.38").json()
     assert got["consumer_type"] == "INSTANCE" and got["consumer_generation"] == gen + 2
-    r = api("GET", f"/resource_providers/{u}/allocations").json()
+    r = api("GET", f"/resource_providers/{u}/allocations", version="1.27").json()
     assert r["allocations"] == {c: {"resources": {"VCPU": 3}}}
+    r = api("GET", f"/resource_providers/{u}/allocations", version="1.28").json()
+    assert r["allocations"] == {c: {"resources": {"VCPU": 3}, "consumer_generation": gen + 2}}
     r = api("PUT", f"/allocations/{c}", version="1.12", json={
         "allocations": {u: {"resources": {"VCPU": 9}}}, "project_id": "p", "user_id": "u"})
     assert r.status_code == 409 and "exceed the capacity" in r.text
@@ -384,7 +386,7 @@ def test_post_allocations_and_usages(api: Api) -> None:
     u = new_rp(api, VCPU=8, MEMORY_MB=4096)
     project = str(uuid.uuid4())
     c1, c2 = str(uuid.uuid4()), str(uuid.uuid4())
-    assert api("POST", "/allocations", version="1.12", json={}).status_code == 405
+    assert api("POST", "/allocations", version="1.12", json={}).status_code == 404
     body = {c: {"allocations": {u: {"resources": {"VCPU": 2, "MEMORY_MB": 512}}},
                 "project_id": project, "user_id": "u1", "consumer_generation": None,
                 "consumer_type": t} for c, t in ((c1, "INSTANCE"), (c2, "MIGRATION"))}
