@@ -201,7 +201,9 @@ def build_rings(layout: Layout, part_power: int, replicas: int, now: float) -> N
 
     cb = ClusterBuilder.create(part_power, replicas=replicas, min_part_hours=0)
     for node in layout.nodes:
-        cb.inventory.add_host(Host(node.name, 1, node.zone, "127.0.0.1", node.port), now=now)
+        # compute capacity too: the placement service schedules VMs on these hosts
+        cb.inventory.add_host(Host(node.name, 1, node.zone, "127.0.0.1", node.port, vcpus=16,
+                                   memory_mb=32768, disk_gb=200), now=now)
         for device, _path in node.drives:
             cb.inventory.add_drive(node.name, device, 100.0, now=now)
     layout.ring_dir.mkdir(parents=True, exist_ok=True)

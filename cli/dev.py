@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from cli import _devcluster as dc
+from cli import _devplacement
 
 REPO = Path(__file__).resolve().parents[1]
 READY_RE = re.compile(r"^READY (\S+) ([0-9.]+):(\d+)\s*$", re.MULTILINE)
 STOP_GRACE = 10.0
+HEARTBEAT_EVERY = 10.0
 
 
 def register(sub: Any, serve_sub: Any) -> None:
@@ -152,6 +154,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _is_ours(p: dict[str, Any], data: str) -> bool:
+    """Is ``p["pid"]`` still the process we started (never signal a reused pid)?"""
+    cmd = _cmdline(p["pid"])
+    if not cmd:
+        return False
+    role_args = p["argv"][3:5]  # ("serve", role)
+    return all(a in cmd for a in role_args) and any(data in a for a in cmd)
+
+
 def _cmdline(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -211,7 +222,10 @@ def banner(desc: dict[str, Any]) -> str:
         where = f"127.0.0.1:{p['port']}" if p["port"] else "-"
         extra = f"  drives {', '.join(p['drives'])}" if p.get("drives") else ""
         lines.append(f"  {p['role']:<11} {p['name']:<20} {where:<16} pid {p['pid']}{extra}")
-    lines += ["", f"  Swift API   {desc['proxy_url']}/v1/AUTH_<account>", f"  auth        {auth}", "",
+    lines += ["", f"  Swift API   {desc['proxy_url']}/v1/AUTH_<account>", f"  auth        {auth}"]
+    if desc.get("placement_url"):
+        lines.append(f"  placement   {desc['placement_url']}  (token: admin; ringstack placement/schedule ...)")
+    lines += ["",
               "  users (account:user  key  role):"]
     for u in desc["users"]:
         lines.append(f"    {u['user']:<14} {u['key']:<9} {', '.join(u['roles'])} of {u['account']}")
@@ -223,9 +237,15 @@ def banner(desc: dict[str, Any]) -> str:
         f"    swift -A {auth} -U test:tester -K testing list mycontainer",
         f"    swift -A {auth} -U test:tester -K testing download mycontainer README.md -o -",
         f"    curl -i -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' {auth}",
+    ]
+    if desc.get("placement_url"):
+        lines.append(f"    RINGSTACK_PLACEMENT_URL={desc['placement_url']} ringstack schedule create vm1 "
+                     "--resources VCPU:1,MEMORY_MB:512")
+    lines += [
         "",
         f"  cluster description {desc['data']}/cluster.json, logs {desc['data']}/logs/",
-        "  Ctrl-C stops everything.",
+        f"  stop it with: ringstack dev down --data {desc['data']}" if desc.get("detached")
+        else "  Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
 
@@ -280,12 +300,26 @@ def cmd_up(args: argparse.Namespace) -> int:
                 raise KeyboardInterrupt
         proxy = next(c for c in children if c.spec.role == "proxy")
         desc = describe(layout, children, proxy.port or args.port, "running")
+        desc["detached"] = bool(args.no_wait)
+        placement = next((c for c in children if c.spec.role == "placement"), None)
+        placement_url = f"http://127.0.0.1:{placement.port}" if placement else None
+        if placement_url:
+            desc["placement_url"] = placement_url
+            problem = _devplacement.sync_hosts(placement_url, str(layout.builder_path),
+                                               str(layout.ring_dir / "object.ring"), _secret(layout))
+            if problem:
+                print(problem, flush=True)
         _write_json(state_path, desc)
         print(banner(desc), flush=True)
         if args.no_wait:
             return 0
         reported: set[int] = set()
+        next_beat = 0.0
         while not stop["signal"]:
+            if placement_url and time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + HEARTBEAT_EVERY
+                _devplacement.heartbeat(placement_url, [c.spec.name for c in children
+                                                        if c.spec.role == "storage" and c.proc.poll() is None])
             for c in children:
                 if c.proc.poll() is not None and c.proc.pid not in reported:
                     reported.add(c.proc.pid)
@@ -313,6 +347,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             signal.signal(s, h)
 
 
+def _secret(layout: dc.Layout) -> str:
+    from common.config import load_config
+
+    return load_config(layout.config_path).hash_secret
+
+
 def _all_running(children: list[Child]) -> bool:
     return all(c.proc.poll() is None for c in children)
 
@@ -324,11 +364,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not state_path.exists():
         raise CommandError(f"no cluster.json in {args.data}: nothing to stop")
     desc = json.loads(state_path.read_text())
-    pids = []
-    for p in desc.get("processes", []):
-        cmd = _cmdline(p["pid"])
-        if cmd is not None and cmd[-len(p["argv"]) + 1:] == p["argv"][1:]:  # never signal a reused pid
-            pids.append(p["pid"])
+    pids = [p["pid"] for p in desc.get("processes", []) if _is_ours(p, desc["data"])]
     sup = desc.get("supervisor_pid")
     if sup and sup != os.getpid() and _alive(sup) and any("dev" in a for a in (_cmdline(sup) or [])):
         _signal(sup, signal.SIGTERM)

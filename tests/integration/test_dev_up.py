@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 from cli import _devcluster as dc
@@ -67,6 +68,14 @@ def test_dev_up_swift_roundtrip_and_sigint(tmp_path):
         assert all(_alive(pid) for pid in pids)
         banner = "".join(lines)
         assert f"swift -A http://127.0.0.1:{port}/auth/v1.0 -U test:tester -K testing" in banner
+
+        placement = next(p for p in desc["processes"] if p["role"] == "placement")
+        req = urllib.request.Request(f"{desc['placement_url']}/scheduler/hosts", headers={
+            "x-auth-token": "admin", "openstack-api-version": "placement latest"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            hosts = json.loads(resp.read())["hosts"]
+        assert sorted(h["name"] for h in hosts) == ["node1", "node2", "node3", "node4"]
+        assert placement["port"] == int(desc["placement_url"].rsplit(":", 1)[1])
 
         auth = ["-A", f"http://127.0.0.1:{port}/auth/v1.0", "-U", "test:tester", "-K", "testing"]
         (tmp_path / "hello.txt").write_bytes(b"hello from dev up\n" * 1000)
