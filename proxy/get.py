@@ -51,11 +51,12 @@ def client_headers(backend_headers: Headers) -> Headers:
     return out
 
 
-def answer_of(resp: BackendResponse) -> ReplicaAnswer:
+def answer_of(resp: BackendResponse, nodes: NodeIter) -> ReplicaAnswer:
     return ReplicaAnswer(
         resp.status,
         header_timestamp(resp.headers) or header_timestamp(resp.headers, "x-timestamp"),
         header_timestamp(resp.headers, "x-backend-data-timestamp"),
+        nodes.is_primary(resp.node),
     )
 
 
@@ -160,12 +161,12 @@ async def read_one(
             return _respond(backend, method, source)
         answers.append(resp)
         if len(answers) >= n:
-            decision = read_decision([answer_of(a) for a in answers], n, 1)
+            decision = read_decision([answer_of(a, nodes) for a in answers], n, 1)
             if decision.kind == "not_found" and decision.index is not None:
                 break  # a tombstone: deleted, proven
             if decision.kind == "relay":
                 break
-    decision = read_decision([answer_of(a) for a in answers], n, 1)
+    decision = read_decision([answer_of(a, nodes) for a in answers], n, 1)
     return _final(decision, answers, what)
 
 
@@ -183,7 +184,7 @@ async def read_newest(
 ) -> Response:
     """R > 1: newest of at least R replicas, with read repair."""
     answers = await backend.fan_out(nodes, n, "HEAD", path_for, lambda i: head_headers)
-    replica_answers = [answer_of(a) for a in answers]
+    replica_answers = [answer_of(a, nodes) for a in answers]
     decision = read_decision(replica_answers, n, r)
     if decision.kind != "serve":
         if decision.kind == "not_found" and decision.index is not None and on_repair is not None:

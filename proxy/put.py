@@ -37,10 +37,13 @@ from common.http import (
     Headers,
     UpstreamError,
 )
+from common.log import get_logger, log_event
 from proxy.backend import Backend
 from proxy.node_iter import NodeIter
 from proxy.quorum import PutOutcome, put_outcome
 from ring.ringfile import RingDevice
+
+_log = get_logger("proxy.put")
 
 
 @dataclass
@@ -140,19 +143,21 @@ async def _connect(
         conn: ClientConnection | None = None
         try:
             with trio.fail_after(conf.conn_timeout + conf.node_timeout):
-                conn = await backend.client.open(node.address, node.port)
-                try:
-                    await conn.send_request("PUT", path_for(node), headers)
-                except UpstreamError:
-                    if not conn.reused:
-                        raise
-                    conn = await backend.client.open(node.address, node.port, fresh=True)
-                    await conn.send_request("PUT", path_for(node), headers)
-                answer = await _expect_continue(conn) if expect else None
-        except (UpstreamError, trio.TooSlowError):
+                for fresh in (False, True):
+                    conn = await backend.client.open(node.address, node.port, fresh=fresh)
+                    try:
+                        await conn.send_request("PUT", path_for(node), headers)
+                        answer = await _expect_continue(conn) if expect else None
+                        break
+                    except UpstreamError:
+                        await conn.aclose()
+                        if fresh or not conn.reused:
+                            raise  # a pooled connection the node closed meanwhile gets one retry
+        except (UpstreamError, trio.TooSlowError) as exc:
             if conn is not None:
                 await conn.aclose()
             backend.record(node, None)
+            log_event(_log, "put_connect_failed", node=f"{node.address}:{node.port}/{node.device}", error=repr(exc))
             early.append(None)
             continue
         if answer is None:
@@ -160,6 +165,7 @@ async def _connect(
             return _Slot(node, conn)
         status, rh = answer
         assert conn is not None
+        log_event(_log, "put_refused", node=f"{node.address}:{node.port}/{node.device}", status=status)
         await conn.aclose()
         backend.observe(rh)
         backend.record(node, status)

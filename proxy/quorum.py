@@ -126,6 +126,7 @@ class ReplicaAnswer:
     status: int | None
     timestamp: Timestamp | None = None  # X-Backend-Timestamp (newest of data/meta; tombstone's on 404)
     data_timestamp: Timestamp | None = None  # X-Backend-Data-Timestamp
+    primary: bool = True  # False: a handoff standing in for a primary
 
     @property
     def found(self) -> bool:
@@ -167,10 +168,14 @@ def newest(answers: Sequence[ReplicaAnswer]) -> int | None:
 
 def read_decision(answers: Sequence[ReplicaAnswer], n: int, r: int) -> ReadDecision:
     """Decide a read from the answers gathered so far (all of them: the shell
-    asks at least ``r`` nodes, replacing failed ones with handoffs)."""
-    answered = [a for a in answers if a.answered]
+    asks the primaries, replacing failed ones with handoffs).
+
+    R counts answers from primaries only, and so does the quorum of 404s: a
+    handoff that never held the object proves nothing about it (invariant
+    2). Data and tombstones count wherever they are found."""
+    answered = [a for a in answers if a.answered and a.primary]
     if len(answered) < r:
-        return ReadDecision("unavailable", None, f"{len(answered)} of {r} required replicas answered")
+        return ReadDecision("unavailable", None, f"{len(answered)} of {r} required primary replicas answered")
     idx = newest(answers)
     if idx is not None and answers[idx].found:
         return ReadDecision("serve", idx)

@@ -97,7 +97,8 @@ def answers(draw: st.DrawFn) -> list[ReplicaAnswer]:
             out.append(ReplicaAnswer(404, draw(ts_st)))
         else:
             out.append(ReplicaAnswer(draw(st.sampled_from([None, 503, 507]))))
-    return out
+    # some answers come from handoffs standing in for primaries
+    return [ReplicaAnswer(a.status, a.timestamp, a.data_timestamp, draw(st.booleans())) for a in out]
 
 
 @given(answers(), st.integers(min_value=1, max_value=5))
@@ -112,12 +113,12 @@ def test_404_only_when_absence_is_proven(ans: list[ReplicaAnswer], r: int) -> No
             assert tomb.tombstone
             assert all(a.timestamp is not None and a.timestamp < tomb.timestamp for a in found)
         else:
-            assert not found and sum(1 for a in ans if a.status == 404) >= quorum_size(n)
+            assert not found and sum(1 for a in ans if a.status == 404 and a.primary) >= quorum_size(n)
     if d.kind == "serve":
         chosen = ans[d.index]
         assert chosen.found
         assert all(a.timestamp <= chosen.timestamp for a in ans if a.found or a.tombstone)
-    answered = sum(1 for a in ans if a.answered)
+    answered = sum(1 for a in ans if a.answered and a.primary)
     if answered < r:
         assert d.kind == "unavailable"
 
@@ -131,6 +132,12 @@ def test_read_examples() -> None:
     # a single 404 among errors is not proof of absence
     assert read_decision([ReplicaAnswer(404), ReplicaAnswer(None), ReplicaAnswer(503)], 3, 1).kind == "unavailable"
     assert read_decision([ReplicaAnswer(404), ReplicaAnswer(404), ReplicaAnswer(503)], 3, 1).kind == "not_found"
+    # handoffs that never held it are no proof of absence, and do not count towards R
+    handoff_404 = ReplicaAnswer(404, primary=False)
+    assert read_decision([ReplicaAnswer(404), handoff_404, ReplicaAnswer(None)], 3, 1).kind == "unavailable"
+    ans = [ReplicaAnswer(200, t1, t1), ReplicaAnswer(200, t1, t1, primary=False), ReplicaAnswer(None)]
+    assert read_decision(ans, 3, 2).kind == "unavailable"
+    assert read_decision(ans, 3, 1).kind == "serve"
     # a newer tombstone beats older data
     assert read_decision([ReplicaAnswer(200, t1, t1), ReplicaAnswer(404, t2)], 2, 1).kind == "not_found"
 
