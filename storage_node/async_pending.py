@@ -26,7 +26,7 @@ import trio
 
 from common.http import HTTPClient, quote_path
 from common.timestamp import Timestamp
-from storage_node.index import Op
+from storage_node.index import Op, open_db
 
 DB_NAME = b"async_pending"
 
@@ -75,7 +75,7 @@ def targets(headers: Any) -> list[tuple[str, int, str, int]] | str:
 
 
 def db(env: lmdb.Environment) -> Any:
-    return env.open_db(DB_NAME)
+    return open_db(env, DB_NAME)
 
 
 def op_enqueue(env: lmdb.Environment, upd: PendingUpdate) -> Op:

@@ -12,7 +12,10 @@ the handlers:
   ``mount_check``, not a mount point.
 - ``ctx.env(drive)``: the drive's LMDB environment (``<drive>/index.lmdb``,
   ``max_dbs=64``), opened once per process; open your own named
-  sub-databases in it (``env.open_db(b"container.rows")``; the object side
+  sub-databases in it with ``storage_node.index.open_db(env, b"name")``,
+  never a bare ``env.open_db(name)``: that waits for LMDB's writer lock
+  holding the GIL and deadlocks the process while the group committer
+  writes (measured; see ``index.open_db``). The object side
   uses ``objects``, ``suffixes``, ``async_pending``). Call it from a thread
   (it may create the directory). ``ctx.committer(drive)`` batches write
   transactions across concurrent requests (group commit, see ``index``).

@@ -46,6 +46,7 @@ Op = Callable[[lmdb.Transaction], None]
 DEFAULT_MAP_SIZE = 8 << 30
 _ENVS: dict[Path, lmdb.Environment] = {}
 _ENVS_LOCK = threading.Lock()
+_DBS_LOCK = threading.Lock()
 
 
 def open_env(root: Path, map_size: int = DEFAULT_MAP_SIZE) -> lmdb.Environment:
@@ -61,12 +62,37 @@ def open_env(root: Path, map_size: int = DEFAULT_MAP_SIZE) -> lmdb.Environment:
         return env
 
 
+_DBS: dict[tuple[int, bytes], Any] = {}
+
+
+def open_db(env: lmdb.Environment, name: bytes) -> Any:
+    """A named sub-database handle, opened once per environment.
+
+    Use this, never a bare ``env.open_db(name)``: py-lmdb's ``open_db``
+    without a transaction waits for LMDB's writer lock *holding the GIL*, so
+    while another thread commits (the group committer) the whole process
+    deadlocks. Opening inside an explicit write transaction waits with the
+    GIL released."""
+    key = (id(env), name)
+    handle = _DBS.get(key)
+    if handle is None:
+        with _DBS_LOCK:
+            handle = _DBS.get(key)
+            if handle is None:
+                with env.begin(write=True) as txn:
+                    handle = env.open_db(name, txn=txn)
+                _DBS[key] = handle
+    return handle
+
+
 def forget_env(root: Path) -> None:
     """Close a cached environment (tests, drive replaced)."""
     path = (root / "index.lmdb").resolve()
     with _ENVS_LOCK:
         env = _ENVS.pop(path, None)
     if env is not None:
+        for key in [k for k in _DBS if k[0] == id(env)]:
+            del _DBS[key]
         env.close()
 
 
@@ -90,8 +116,8 @@ class DriveIndex:
 
     def __init__(self, env: lmdb.Environment) -> None:
         self.env = env
-        self.objects = env.open_db(b"objects")
-        self.suffixes = env.open_db(b"suffixes")
+        self.objects = open_db(env, b"objects")
+        self.suffixes = open_db(env, b"suffixes")
 
     # -- reads ---------------------------------------------------------------
     def get(self, part: int, name_hash: str) -> ObjectRecord | None:

@@ -40,6 +40,7 @@ from typing import Any
 import lmdb
 
 from common.timestamp import Timestamp
+from storage_node.index import open_db
 from storage_node.rows_core import (
     ZERO,
     ContainerRow,
@@ -154,11 +155,11 @@ class ListingDbs:
 
     def __init__(self, env: lmdb.Environment) -> None:
         self.env = env
-        self.info = env.open_db(b"listing.info")
-        self.rows = env.open_db(b"listing.rows")
-        self.seq = env.open_db(b"listing.seq")
-        self.parts = env.open_db(b"listing.parts")
-        self.dirty = env.open_db(b"listing.dirty")
+        self.info = open_db(env, b"listing.info")  # not env.open_db: GIL deadlock (index.open_db)
+        self.rows = open_db(env, b"listing.rows")  # not env.open_db: GIL deadlock (index.open_db)
+        self.seq = open_db(env, b"listing.seq")  # not env.open_db: GIL deadlock (index.open_db)
+        self.parts = open_db(env, b"listing.parts")  # not env.open_db: GIL deadlock (index.open_db)
+        self.dirty = open_db(env, b"listing.dirty")  # not env.open_db: GIL deadlock (index.open_db)
 
     # -- info ------------------------------------------------------------------
     def state(self, txn: lmdb.Transaction, ref: DbRef) -> DbState | None:
