@@ -36,6 +36,7 @@ import lmdb
 
 from ._store_records import Consumer, Inventory, Provider
 
+PROVIDER_TABLES = frozenset({"providers", "inventories", "usages", "ptraits", "aggregates"})
 TABLES = ("providers", "names", "inventories", "usages", "ptraits", "aggregates",
           "classes", "traits", "consumers", "meta")
 
@@ -51,6 +52,7 @@ class Tx:
         self.txn = txn
         self.dbs = dbs
         self.now = time.time()
+        self.touched: set[str] = set()  # providers whose snapshot state changed
 
     # -- raw JSON rows -------------------------------------------------------
     def get(self, table: str, key: str) -> Any:
@@ -58,9 +60,13 @@ class Tx:
         return None if raw is None else json.loads(raw)
 
     def put(self, table: str, key: str, value: Any) -> None:
+        if table in PROVIDER_TABLES:
+            self.touched.add(key)
         self.txn.put(key.encode(), _dump(value), db=self.dbs[table])
 
     def delete(self, table: str, key: str) -> None:
+        if table in PROVIDER_TABLES:
+            self.touched.add(key)
         self.txn.delete(key.encode(), db=self.dbs[table])
 
     def items(self, table: str) -> Iterator[tuple[str, Any]]:

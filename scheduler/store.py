@@ -86,23 +86,51 @@ class PlacementStore:
 
     def _run_batch(self, batch: list[_Op]) -> None:
         with self._thread_lock:
+            touched: set[str] = set()
+            version = 0
             try:
                 with self.env.begin(write=True) as parent:
                     for op in batch:
                         child = self.env.begin(write=True, parent=parent)
+                        tx = Tx(child, self.dbs)
                         try:
-                            op.result = op.fn(Tx(child, self.dbs))
+                            op.result = op.fn(tx)
                         except BaseException as exc:  # noqa: BLE001 - handed to the caller
                             child.abort()
                             op.error = exc
                         else:
                             child.commit()
-                    Tx(parent, self.dbs).bump_counter("version")
+                            touched |= tx.touched
+                    version = Tx(parent, self.dbs).bump_counter("version")
             except lmdb.Error as exc:  # the commit failed: nothing was applied
                 for op in batch:
                     op.error, op.result = exc, None
+                self._snapshot = None
+            else:
+                self._refresh_snapshot(version, touched)
             for op in batch:
                 op.done = True
+
+    def _refresh_snapshot(self, version: int, touched: set[str]) -> None:
+        """Bring the cached snapshot to ``version`` by re-reading only the
+        providers this batch touched (copy-on-write: readers holding the old
+        snapshot keep a consistent value). Caller holds ``_thread_lock``."""
+        old = self._snapshot
+        if old is None or old.version != version - 1:
+            self._snapshot = None
+            return
+        providers = dict(old.providers)
+        with self.env.begin(write=False) as txn:
+            tx = Tx(txn, self.dbs)
+            # new providers go last, in creation order (as a full rebuild lists them)
+            for uuid in sorted(touched, key=lambda u: (u not in providers,
+                                                       (tx.get("providers", u) or {}).get("id", 0))):
+                state = _state(tx, uuid)
+                if state is None:
+                    providers.pop(uuid, None)
+                else:
+                    providers[uuid] = state
+        self._snapshot = Snapshot(version, providers)
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         op = _Op(fn)
@@ -140,14 +168,18 @@ class PlacementStore:
 
     def snapshot_sync(self) -> Snapshot:
         cached = self._snapshot
-        with self.env.begin(write=False) as txn:
-            tx = Tx(txn, self.dbs)
-            version = tx.counter("version")
-            if cached is not None and cached.version == version:
-                return cached
-            snap = Snapshot(version, _collect(tx))
-        self._snapshot = snap
-        return snap
+        if cached is not None and cached.version == self.version_sync():
+            return cached
+        with self._thread_lock:  # a batch in flight refreshes the cache first
+            with self.env.begin(write=False) as txn:
+                tx = Tx(txn, self.dbs)
+                version = tx.counter("version")
+                cached = self._snapshot
+                if cached is not None and cached.version == version:
+                    return cached
+                snap = Snapshot(version, _collect(tx))
+            self._snapshot = snap
+            return snap
 
     async def snapshot(self) -> Snapshot:
         return await trio.to_thread.run_sync(self.snapshot_sync, limiter=self._read_limiter)
@@ -170,6 +202,15 @@ def _collect(tx: Tx) -> dict[str, ProviderState]:
             frozenset(aggs.get(p.uuid, ())),
         )
     return out
+
+
+def _state(tx: Tx, uuid: str) -> ProviderState | None:
+    p = tx.provider(uuid)
+    if p is None:
+        return None
+    return ProviderState(p, tx.inventories(uuid), tx.usages(uuid),
+                         frozenset(tx.provider_traits(uuid)),
+                         frozenset(tx.provider_aggregates(uuid)))
 
 
 def open_store(path: str, **kwargs: Any) -> PlacementStore:

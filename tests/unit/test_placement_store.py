@@ -18,7 +18,7 @@ from scheduler import _store_allocations as sa
 from scheduler import _store_providers as sp
 from scheduler._store_records import ConsumerWrite, Inventory, PlacementError
 from scheduler.microversion import MicroversionError, Version, parse_version_string
-from scheduler.store import PlacementStore
+from scheduler.store import PlacementStore, _collect
 
 U1 = "11111111-1111-1111-1111-111111111111"
 U2 = "22222222-2222-2222-2222-222222222222"
@@ -169,6 +169,10 @@ async def test_group_commit_isolates_failures(store):
     snap = await store.snapshot()
     assert snap.providers[U1].usages == {"VCPU": 3}
     assert await store.snapshot() is snap  # cached while nothing changed
+    _rp(store, U2, "rp2", DISK_GB=5)  # incremental refresh adds it last, in order
+    snap2 = await store.snapshot()
+    assert list(snap2.providers) == [U1, U2] and snap.providers.keys() == {U1}
+    assert snap2.providers == store.read_sync(_collect)
 
 
 def _run_concurrent_claims(seed: int, n_tasks: int, n_threads: int) -> None:
@@ -188,6 +192,7 @@ def _run_concurrent_claims(seed: int, n_tasks: int, n_threads: int) -> None:
                   rnd.randint(1, 6), rnd.choice([256, 512, 1024]), rnd.random() < 0.2)
                  for k in range(60)]
         ok: list[str] = []
+        store.snapshot_sync()  # prime the cache: later snapshots are incremental
 
         def write_for(plan):  # noqa: ANN001, ANN202
             consumer, rp, vcpu, mem, release = plan
@@ -225,6 +230,8 @@ def _run_concurrent_claims(seed: int, n_tasks: int, n_threads: int) -> None:
 
         trio.run(main)
         snap = store.snapshot_sync()
+        full = store.read_sync(_collect)
+        assert list(snap.providers) == list(full) and dict(snap.providers) == full
         consumers = store.read_sync(lambda tx: list(tx.consumers()))
         totals: dict[tuple[str, str], int] = {}
         for c in consumers:
