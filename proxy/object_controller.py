@@ -156,7 +156,7 @@ async def _put(
     h = request.headers
     if not h.get("content-type") or (h.get("x-detect-content-type") or "").lower() == "true":
         h.set("content-type", mimetypes.guess_type(obj)[0] or "application/octet-stream")
-    length = None if request.chunked else request.content_length
+    length = None if request.chunked or "content-length" not in h else request.content_length
     problem = constraints.check_object_creation(app.conf, length, request.chunked, obj, h.get("content-type"))
     if problem is not None:
         return Response.text(*problem)
