@@ -29,6 +29,7 @@ import h11
 import trio
 
 from ._http_message import (
+    REASONS,
     BodyTimeout,
     ClientDisconnect,
     Headers,
@@ -230,7 +231,7 @@ class _Connection:
         raw.append((b"date", _DATE.get()))
         if "server" not in headers:
             raw.append((b"server", self.server_header))
-        reason = response.reason.encode() if response.reason else b""
+        reason = (response.reason or REASONS.get(status, "")).encode()
         try:
             head = self.conn.send(h11.Response(status_code=status, headers=raw, reason=reason))
         except h11.LocalProtocolError:
