@@ -114,7 +114,7 @@ class TempAuth:
     # -- token service ----------------------------------------------------
     def _handle_auth(self, request: Request) -> Response:
         if request.method != "GET":
-            return Response.text(405, headers={"allow": "GET"})
+            return Response.text(400, "Auth requests must be GET")  # Swift answers 400 too
         segs = request.path.strip("/").split("/")[1:]  # drop "auth"
         h = request.headers
         if len(segs) == 3 and segs[0] == "v1" and segs[2] == "auth":

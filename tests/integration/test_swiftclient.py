@@ -151,3 +151,52 @@ def test_swift_capabilities_and_stat(cluster, tmp_path):
     out = run_swift(cluster, tmp_path, "capabilities")
     assert "slo" in out and "max_file_size" in out
     assert "Account: AUTH_test" in run_swift(cluster, tmp_path, "stat")
+
+
+def test_slo_ranges_conditionals_nested_and_manifest_copy(conn):
+    conn.put_container("s")
+    a, b = os.urandom(100), os.urandom(50)
+    ea = conn.put_object("s", "a", a)
+    conn.put_object("s", "b", b)
+    manifest = json.dumps([{"path": "s/a", "etag": ea, "size_bytes": 100},
+                           {"path": "/s/b", "etag": None, "size_bytes": None, "range": "10-19"}])
+    resp: dict = {}
+    conn.put_object("s", "m", manifest, query_string="multipart-manifest=put", response_dict=resp)
+    data = a + b[10:20]
+    hdrs, body = conn.get_object("s", "m")
+    assert body == data and hdrs["etag"] == dict(resp["headers"])["etag"]
+
+    def status_of(headers):
+        try:
+            return conn.get_object("s", "m", headers=headers)
+        except ClientException as exc:
+            return exc.http_status
+
+    assert status_of({"If-None-Match": hdrs["etag"]}) == 304
+    assert status_of({"If-Match": '"nope"'}) == 412
+    assert status_of({"Range": "bytes=500-"}) == 416
+    assert status_of({"Range": "bytes=-5"})[1] == data[-5:]
+    multi_hdrs, multi = status_of({"Range": "bytes=0-1,105-109"})
+    assert multi_hdrs["content-type"].startswith("multipart/byteranges")
+    assert data[0:2] in multi and data[105:110] in multi and b"Content-Range: bytes 105-109/110" in multi
+
+    raw = json.loads(conn.get_object("s", "m", query_string="multipart-manifest=get&format=raw")[1])
+    assert raw[1] == {"path": "/s/b", "etag": hashlib.md5(b).hexdigest(), "size_bytes": 50, "range": "10-19"}
+
+    nested = json.dumps([{"path": "s/m"}, {"path": "s/a"}])
+    conn.put_object("s", "m2", nested, query_string="multipart-manifest=put")
+    assert conn.get_object("s", "m2")[1] == data + a
+    assert conn.get_object("s", "m2", headers={"Range": "bytes=95-125"})[1] == (data + a)[95:126]
+
+    # copying a manifest: the concatenation, or (multipart-manifest=get) the manifest itself
+    conn.copy_object("s", "m", destination="/s/flat")
+    flat = conn.head_object("s", "flat")
+    assert "x-static-large-object" not in flat and flat["etag"] == hashlib.md5(data).hexdigest()
+    conn.put_object("s", "mcopy", None, headers={"X-Copy-From": "s/m"}, content_length=0,
+                    query_string="multipart-manifest=get")
+    assert conn.head_object("s", "mcopy")["x-static-large-object"].lower() == "true"
+    assert conn.get_object("s", "mcopy")[1] == data
+
+    with pytest.raises(ClientException) as err:
+        conn.put_object("s", "x", b"x", headers={"X-Static-Large-Object": "true"})
+    assert err.value.http_status == 400
