@@ -57,7 +57,7 @@ class FakeClock:
         return self.now
 
 
-def test_get_nodes_matches_table_and_hashing(ring_path: Path) -> None:
+def test_ring_get_nodes_matches_table_and_hashing(ring_path: Path) -> None:
     ring = Ring(ring_path, SECRET)
     table = ring.data.replica2part2dev
     assert (ring.part_power, ring.replicas, ring.partitions) == (8, 3, 256)
@@ -73,13 +73,13 @@ def test_get_nodes_matches_table_and_hashing(ring_path: Path) -> None:
     assert part == get_partition(SECRET, 8, "AUTH_test", "c")
 
 
-def test_secret_changes_partitions(ring_path: Path) -> None:
+def test_ring_secret_changes_partitions(ring_path: Path) -> None:
     a, b = Ring(ring_path, "one"), Ring(ring_path, "two")
     names = [("a", "c", f"o{i}") for i in range(64)]
     assert [a.get_part(*n) for n in names] != [b.get_part(*n) for n in names]
 
 
-def test_bad_names(ring_path: Path) -> None:
+def test_ring_bad_names(ring_path: Path) -> None:
     ring = Ring(ring_path, SECRET)
     with pytest.raises(BadName):
         ring.get_nodes("a", None, "o")
@@ -91,14 +91,14 @@ def test_bad_names(ring_path: Path) -> None:
         ring.get_part_nodes(256)
 
 
-def test_returned_list_is_a_copy(ring_path: Path) -> None:
+def test_ring_returned_list_is_a_copy(ring_path: Path) -> None:
     ring = Ring(ring_path, SECRET)
     part, nodes = ring.get_nodes("a", "c", "o")
     nodes.clear()
     assert len(ring.get_nodes("a", "c", "o")[1]) == 3
 
 
-def test_lazy_partition_cache(ring_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ring_lazy_partition_cache(ring_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     eager = Ring(ring_path, SECRET)
     monkeypatch.setattr(lookup_mod, "EAGER_PARTITIONS", 16)
     lazy = Ring(ring_path, SECRET)
@@ -106,7 +106,7 @@ def test_lazy_partition_cache(ring_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert lazy.get_nodes("a", "c", str(i)) == eager.get_nodes("a", "c", str(i))
 
 
-def test_handoffs_failure_domain_order(ring_path: Path) -> None:
+def test_ring_handoffs_failure_domain_order(ring_path: Path) -> None:
     ring = Ring(ring_path, SECRET)
     devs = [d for d in ring.devices if d is not None]
     for part in range(0, 256, 5):
@@ -121,7 +121,7 @@ def test_handoffs_failure_domain_order(ring_path: Path) -> None:
         assert list(ring.get_more_nodes(part)) == handoffs  # deterministic
 
 
-def test_handoffs_tier_passes_are_monotone(ring_path: Path) -> None:
+def test_ring_handoffs_tier_passes_are_monotone(ring_path: Path) -> None:
     """Simulate the passes: a handoff in a reused region only once no new region is left, etc."""
     ring = Ring(ring_path, SECRET)
     for part in range(0, 256, 3):
@@ -140,7 +140,7 @@ def test_handoffs_tier_passes_are_monotone(ring_path: Path) -> None:
             seen_zones.add((dev.region, dev.zone))
 
 
-def test_bulk_agrees_with_single(ring_path: Path) -> None:
+def test_ring_bulk_agrees_with_single(ring_path: Path) -> None:
     ring = Ring(ring_path, SECRET)
     names: list[object] = [("a", "c", f"o{i}") for i in range(300)]
     names += ["/a/c/x", b"/a/c/y", ("a",), ("a", "c"), ("a", "c", None), ("a", "\udcff", "o"), bytearray(b"/z")]
@@ -162,7 +162,7 @@ def test_bulk_agrees_with_single(ring_path: Path) -> None:
     assert ring.get_parts_bulk([]).shape == (0,)
 
 
-def test_reload_follows_the_file(ring_path: Path, tmp_path: Path) -> None:
+def test_ring_reload_follows_the_file(ring_path: Path, tmp_path: Path) -> None:
     clock = FakeClock()
     ring = Ring(ring_path, SECRET, clock=clock, reload_interval=15.0)
     old_table = ring.data.replica2part2dev.copy()
@@ -177,7 +177,7 @@ def test_reload_follows_the_file(ring_path: Path, tmp_path: Path) -> None:
     assert ring.last_reload_error is None
 
 
-def test_reload_ignores_corrupt_file(ring_path: Path) -> None:
+def test_ring_reload_ignores_corrupt_file(ring_path: Path) -> None:
     clock = FakeClock()
     ring = Ring(ring_path, SECRET, clock=clock, reload_interval=1.0)
     before = ring.get_nodes("a", "c", "o")
@@ -191,7 +191,7 @@ def test_reload_ignores_corrupt_file(ring_path: Path) -> None:
     assert ring.last_reload_error and "checksum" in ring.last_reload_error
 
 
-def test_rewrite_same_content_keeps_state(ring_path: Path) -> None:
+def test_ring_rewrite_same_content_keeps_state(ring_path: Path) -> None:
     clock = FakeClock()
     ring = Ring(ring_path, SECRET, clock=clock, reload_interval=1.0)
     write_ring(ring_path, ring.data)  # same bytes, new inode/mtime
@@ -199,7 +199,7 @@ def test_rewrite_same_content_keeps_state(ring_path: Path) -> None:
     assert ring.reload_if_changed() is False
 
 
-def test_holes_in_table(tmp_path: Path) -> None:
+def test_ring_holes_in_table(tmp_path: Path) -> None:
     devs = layout(1, 1, 1, 2)
     table = np.array([[0, 1], [-1, 0]], dtype=np.int32)
     ring = Ring.from_data(RingData(1, 2, table, devs), SECRET)
