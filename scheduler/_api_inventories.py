@@ -1,7 +1,7 @@
 """Handlers: /resource_providers/{uuid}/inventories[/{class}] and .../usages.
 
 Validation as Placement: totals 1..MAX_INT, reserved <= total (strictly
-below total before 1.26), min_unit <= max_unit; every write checks the
+below total before 1.26); every write checks the
 provider generation (409 ``placement.concurrent_update``) and removing a
 class that is in use is refused (409 ``placement.inventory.inuse``).
 DELETE of all inventories needs 1.5 (405 before).
@@ -70,10 +70,6 @@ def make_inventory(uuid: str, rc: str, data: dict[str, Any], version: Version,
         raise bad_request(f"Unable to {action} inventory for resource provider {uuid}: "
                           f"Invalid inventory for '{rc}' on resource provider '{uuid}'. "
                           f"The reserved value is {which} total.")
-    if inv.min_unit > inv.max_unit:
-        raise bad_request(f"Unable to {action} inventory for resource provider {uuid}: "
-                          f"Invalid inventory for '{rc}' on resource provider '{uuid}'. "
-                          "The min_unit value is greater than max_unit.")
     return inv
 
 

@@ -4,6 +4,7 @@ from trio tasks and plain threads (hypothesis, many seeds)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import tempfile
 import threading
@@ -173,6 +174,18 @@ async def test_group_commit_isolates_failures(store):
     snap2 = await store.snapshot()
     assert list(snap2.providers) == [U1, U2] and snap.providers.keys() == {U1}
     assert snap2.providers == store.read_sync(_collect)
+
+    async def release(i: int) -> None:  # one batch touching both providers
+        rp = U2 if i % 2 else U1
+        w = ConsumerWrite(f"d0000000-0000-0000-0000-{i:012d}", {rp: {"DISK_GB" if i % 2
+                                                                   else "VCPU": 1}}, "p", "u")
+        with contextlib.suppress(PlacementError):
+            await store.write(lambda tx: sa.replace_allocations(tx, [w]))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(6):
+            nursery.start_soon(release, i)
+    assert (await store.snapshot()).providers == store.read_sync(_collect)
 
 
 def _run_concurrent_claims(seed: int, n_tasks: int, n_threads: int) -> None:
