@@ -36,6 +36,7 @@ import trio
 from common.http import Headers as _Headers
 from common.http import Request, Response
 from proxy import _slo_core as core
+from proxy._slo_delete import delete_manifest
 from proxy._subrequest import REASONS, body_chunks, discard, subrequest
 from proxy.acl import split_swift_path
 
@@ -74,7 +75,7 @@ class StaticLargeObject:
             if request.method == "PUT" and mm == "put":
                 return await self._put_manifest(request)
             if request.method == "DELETE" and mm == "delete":
-                return await self._delete(request, parts[0])
+                return await delete_manifest(self.app, request, parts[0])
             if request.method in ("GET", "HEAD"):
                 return await self._get_or_head(request, parts[0])
         except core.SloError as exc:
@@ -343,63 +344,6 @@ class StaticLargeObject:
                 yield chunk
             yield b"\r\n"
         yield tail
-
-    # -- DELETE ---------------------------------------------------------------
-    async def _delete(self, request: Request, account: str) -> Response:
-        obj_path = "/" + request.path.split("/", 3)[3]
-        deleted = not_found = 0
-        errors: list[list[str]] = []
-        pending: list[tuple[str, bool]] = [(obj_path, True)]
-        order: list[str] = []
-        while pending:
-            if len(pending) > core.MAX_MANIFEST_SEGMENTS * 10:
-                return Response.text(400, "Too many buffered slo segments to delete.")
-            name, is_manifest = pending.pop(0)
-            if not is_manifest:
-                order.append(name)
-                continue
-            resp = await self.app(subrequest(request, "GET", f"/v1/{account}{name}"))
-            if _is_slo(resp):
-                try:
-                    segs = json.loads(await resp.read_body())
-                except ValueError:
-                    errors.append([name, "Unable to load SLO manifest"])
-                    continue
-                pending.extend((s["name"], bool(s.get("sub_slo"))) for s in segs if "name" in s)
-                pending.append((name, False))
-            else:
-                await discard(resp)
-                if resp.status == 404:
-                    not_found += 1
-                elif 200 <= resp.status < 300:
-                    errors.append([name, "Not an SLO manifest"])
-                elif resp.status in (401, 403):
-                    errors.append([name, f"{resp.status} {REASONS.get(resp.status, '')}"])
-                else:
-                    errors.append([name, "Unable to load SLO manifest or segment."])
-        for name in order:
-            resp = await self.app(subrequest(request, "DELETE", f"/v1/{account}{name}"))
-            await discard(resp)
-            if 200 <= resp.status < 300:
-                deleted += 1
-            elif resp.status == 404:
-                not_found += 1
-            else:
-                errors.append([name, f"{resp.status} {REASONS.get(resp.status, 'Error')}"])
-        summary = {
-            "Number Deleted": deleted,
-            "Number Not Found": not_found,
-            "Response Body": "",
-            "Response Status": "400 Bad Request" if errors else "200 OK",
-        }
-        out = _out_type(request)
-        if out == "application/json":
-            body = json.dumps({**summary, "Errors": errors}).encode()
-        else:
-            body = ("".join(f"{k}: {summary[k]}\n" for k in sorted(summary)) + "Errors:\n").encode()
-            body += "".join(f"{n}, {s}\n" for n, s in errors).encode()
-        return Response(200, {"content-type": out}, body)
-
 
 def filter_factory(app: Callable[[Request], Any], conf: Any) -> StaticLargeObject:
     return StaticLargeObject(app, conf)
