@@ -31,6 +31,7 @@ def register(sub: Any, serve_sub: Any) -> None:
                    help="policy defaults: legacy (admin does everything) or secure-rbac")
     p.add_argument("--config", default=None, help="cluster TOML config ([placement] section)")
     p.add_argument("--no-fsync", action="store_true", help="do not fsync commits (tests)")
+    p.add_argument("--log-level", default="INFO", help="one JSON line per request at INFO")
     p.set_defaults(func=_serve)
     try:
         sched_cli = importlib.import_module("scheduler.sched_cli")
@@ -49,6 +50,7 @@ def _warn(exc: BaseException) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from common.config import ConfigError, load_config
+    from common.log import setup_logging
 
     from .server import serve_placement
 
@@ -64,6 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
     policy = args.policy or str(section.get("policy", "legacy"))
     if policy not in POLICIES:
         raise CommandError(f"unknown policy {policy!r}: use legacy or secure-rbac")
+
+    setup_logging(args.log_level)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

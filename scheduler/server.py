@@ -4,7 +4,8 @@ Opens (or creates) the LMDB store under ``data_dir`` and serves
 ``PlacementApp`` with ``common.http.serve_http``. On an empty directory the
 store is created in milliseconds, so a fresh server answers well within a
 second. Reports readiness with ``task_status.started(port)``; cancelling
-the call stops serving and closes the store.
+the call stops serving and closes the store. ``/healthcheck``, ``/metrics``
+and per-request logging come from ``_api_ops.Operations``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import trio
 
 from common.http import serve_http
 
+from ._api_ops import Operations
 from .placement_api import PlacementApp
 from .store import PlacementStore
 
@@ -28,15 +30,17 @@ async def serve_placement(
     port: int = 8778,
     policy: str = "legacy",
     durable: bool = True,
+    log_requests: bool = True,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     store = PlacementStore(data_dir, durable=durable)
     app = PlacementApp(store, policy)
+    handler = Operations(app.handle, log_requests=log_requests)
     try:
         async with trio.open_nursery() as nursery:
-            bound = await nursery.start(partial(serve_http, app.handle, host=host, port=port,
+            bound = await nursery.start(partial(serve_http, handler, host=host, port=port,
                                                 server_name="ringstack-placement"))
             task_status.started(bound)
     finally:

@@ -86,6 +86,14 @@ def test_root_and_microversions(api: Api) -> None:
     assert r.headers["openstack-api-version"] == "placement 1.0"
 
 
+def test_healthcheck_and_metrics(api: Api) -> None:
+    r = api("GET", "/healthcheck", version=None, token=None)
+    assert r.status_code == 200 and r.text == "OK"
+    api("GET", "/", version=None, token=None)
+    r = api("GET", "/metrics", version=None, token=None)
+    assert 'placement_requests_total{method="GET",status="200"}' in r.text
+
+
 def test_auth_and_errors(api: Api) -> None:
     assert api("GET", "/resource_providers", token=None).status_code == 401
     r = api("GET", "/resource_providers", token="user")
