@@ -205,7 +205,7 @@ AGG_PUT_119 = {"type": "object",
 
 
 def _agg_body(p: Provider, aggs: list[str], version: Version) -> dict[str, Any]:
-    body: dict[str, Any] = {"aggregates": sorted(aggs)}
+    body: dict[str, Any] = {"aggregates": list(aggs)}
     if version.at_least(19):
         body["resource_provider_generation"] = p.generation
     return body

@@ -54,15 +54,18 @@ class AggregateFilter:
 
 def parse_resources(value: str, param: str = "resources") -> dict[str, int]:
     out: dict[str, int] = {}
-    form = (f"Badly formed {param} parameter. Expected {param} query string parameter in "
-            f"form: ?{param}=VCPU:2,MEMORY_MB:1024. Got: {value}.")
+
+    def form(got: str) -> str:
+        return (f"Badly formed {param} parameter. Expected {param} query string parameter in "
+                f"form: ?{param}=VCPU:2,MEMORY_MB:1024. Got: {got}.")
+
     if not value:
-        raise bad_request(form, QUERYPARAM_BAD_VALUE)
+        raise bad_request(form(value), QUERYPARAM_BAD_VALUE)
     for item in value.split(","):
         rc, sep, amount = item.partition(":")
         rc = rc.strip()
         if not sep or not rc:
-            raise bad_request(form, QUERYPARAM_BAD_VALUE)
+            raise bad_request(form(item), QUERYPARAM_BAD_VALUE)
         try:
             n = int(amount)
         except ValueError:

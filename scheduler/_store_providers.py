@@ -147,6 +147,14 @@ def delete_provider(tx: Tx, uuid: str) -> None:
 
 
 # -- inventories ---------------------------------------------------------------
+def class_order(rc: str) -> tuple[int, str]:
+    """Placement's id order: standard classes as listed, then custom ones."""
+    try:
+        return STANDARD_CLASSES.index(rc), ""
+    except ValueError:
+        return len(STANDARD_CLASSES), rc
+
+
 def class_exists(tx: Tx, rc: str) -> bool:
     return rc in STANDARD_CLASSES or tx.get("classes", rc) is not None
 
@@ -164,7 +172,7 @@ def set_inventories(tx: Tx, uuid: str, generation: int | None,
             raise bad_request(f"Unknown resource class in inventory for resource provider "
                               f"{uuid}: No such resource class {rc}.")
     new = dict(invs) if replace else {**current, **invs}
-    removed = sorted(set(current) - set(new))
+    removed = sorted(set(current) - set(new), key=class_order)
     used = tx.usages(uuid)
     in_use = [rc for rc in removed if used.get(rc)]
     if in_use:

@@ -147,7 +147,7 @@ class Tx:
 
     def put_list(self, table: str, uuid: str, values: list[str]) -> None:
         if values:
-            self.put(table, uuid, sorted(set(values)))
+            self.put(table, uuid, list(dict.fromkeys(values)))  # request order, no repeats
         else:
             self.delete(table, uuid)
 
