@@ -200,3 +200,38 @@ def test_slo_ranges_conditionals_nested_and_manifest_copy(conn):
     with pytest.raises(ClientException) as err:
         conn.put_object("s", "x", b"x", headers={"X-Static-Large-Object": "true"})
     assert err.value.http_status == 400
+
+
+def test_copy_and_slo_read_stream_in_bounded_memory(cluster, conn):
+    """Invariant 4: a 16 MiB server-side copy and a 32 MiB SLO read move
+    through the proxy without its RSS growing by anything like the object."""
+    import threading
+
+    import psutil
+
+    size = 16 * 1048576
+    conn.put_container("mem")
+    etag = conn.put_object("mem", "big", b"\x5a" * size)
+    proxy = psutil.Process(cluster.proxy.proc.pid)
+    base = proxy.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], proxy.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        conn.copy_object("mem", "big", destination="/mem/big-copy")
+        manifest = json.dumps([{"path": "mem/big", "etag": etag}, {"path": "mem/big-copy", "etag": etag}])
+        conn.put_object("mem", "twice", manifest, query_string="multipart-manifest=put")
+        _, body = conn.get_object("mem", "twice", resp_chunk_size=1048576)
+        total = sum(len(chunk) for chunk in body)
+    finally:
+        done.set()
+        sampler.join()
+    assert total == 2 * size
+    assert conn.head_object("mem", "big-copy")["etag"] == etag
+    assert peak[0] - base < 12 * 1048576, f"proxy RSS grew by {(peak[0] - base) / 1048576:.1f} MiB"
