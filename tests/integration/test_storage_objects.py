@@ -1,0 +1,301 @@
+"""The object side of a real ``ringstack serve storage`` process on real drive
+directories, over plain HTTP (httpx and raw sockets)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import lmdb
+import pytest
+
+from ring.hashing import object_hash
+from tests.support.procs import ServerProcess, ringstack_argv, start_server
+
+SECRET = "test-objects-secret"
+PART = 5
+
+
+def ts(n: float) -> str:
+    return f"{1_700_000_000 + n:.5f}"
+
+
+class Node:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.drives = {d: tmp_path / d for d in ("d1", "d2")}
+        for p in self.drives.values():
+            p.mkdir(exist_ok=True)
+        self.config = tmp_path / "cluster.toml"
+        self.config.write_text(f'[cluster]\nhash_secret = "{SECRET}"\n[storage]\ncontainer_update_timeout = 0.5\n')
+        self.proc: ServerProcess | None = None
+        self.client = httpx.Client(timeout=10)
+
+    def argv(self, *extra: str) -> list[str]:
+        drives = ",".join(f"{k}={v}" for k, v in self.drives.items())
+        return ringstack_argv("serve", "storage", "--config", str(self.config), "--drives", drives, "--port", "0",
+                              *extra)
+
+    def start(self, *extra: str) -> None:
+        self.proc = start_server(self.argv(*extra))
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def url(self, path: str) -> str:
+        assert self.proc
+        return self.proc.url + path
+
+    def put(self, path: str, body: bytes | object, t: float, **headers: str) -> httpx.Response:
+        h = {"X-Timestamp": ts(t), "Content-Type": "application/octet-stream", **headers}
+        return self.client.put(self.url(path), content=body, headers=h)
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        return self.client.get(self.url(path), headers=headers)
+
+    def obj_dir(self, drive: str, name: str) -> Path:
+        a, c, o = name.split("/", 2)
+        h = object_hash(SECRET, a, c, o)
+        return self.drives[drive] / "objects" / str(PART) / h[-3:] / h
+
+
+@pytest.fixture
+def node(tmp_path):
+    n = Node(tmp_path)
+    n.start()
+    yield n
+    if n.proc:
+        print("\n".join(n.proc.output[-30:]))  # shown when the test failed
+    n.stop()
+    n.client.close()
+
+
+def tmp_files(root: Path) -> list[Path]:
+    return list((root / "tmp").iterdir()) if (root / "tmp").is_dir() else []
+
+
+def wait_for(pred, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_put_get_head_delete_round_trip(node):
+    r = node.put("/d1/5/a/c/o", b"hello world", 1, **{"X-Object-Meta-Color": "blue", "Content-Type": "text/plain"})
+    assert r.status_code == 201 and r.headers["etag"] == "5eb63bbbe01eeed093cb22bb8f5acdc3"
+    g = node.get("/d1/5/a/c/o")
+    assert g.status_code == 200 and g.content == b"hello world"
+    assert g.headers["x-object-meta-color"] == "blue" and g.headers["content-type"] == "text/plain"
+    assert g.headers["x-backend-timestamp"] == ts(1)
+    h = node.client.head(node.url("/d1/5/a/c/o"))
+    assert h.status_code == 200 and h.headers["content-length"] == "11"
+    p = node.client.post(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(2), "X-Object-Meta-Shape": "round"})
+    assert p.status_code == 202
+    g = node.get("/d1/5/a/c/o")
+    assert g.headers.get("x-object-meta-shape") == "round" and "x-object-meta-color" not in g.headers
+    assert g.headers["x-backend-timestamp"] == ts(2) and g.headers["x-backend-data-timestamp"] == ts(1)
+    d = node.client.delete(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(3)})
+    assert d.status_code == 204
+    g = node.get("/d1/5/a/c/o")
+    assert g.status_code == 404 and g.headers["x-backend-timestamp"] == ts(3)
+    assert node.get("/d1/5/a/c/never").headers.get("x-backend-timestamp") is None
+    assert node.client.delete(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(4)}).status_code == 404
+    assert node.client.delete(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(3.5)}).status_code == 409
+    assert sorted(p.name for p in node.obj_dir("d1", "a/c/o").iterdir()) == [f"{ts(4)}.ts"]
+
+
+def test_bad_requests_get_clear_4xx(node):
+    r = node.client.put(node.url("/d1/5/a/c/o"), content=b"x")
+    assert r.status_code == 400 and b"X-Timestamp" in r.content
+    r = node.put("/d1/5/a/c/o", b"x", 1, **{"X-Delete-At": "12"})
+    assert r.status_code == 400 and b"past" in r.content
+    r = node.put("/d1/5/a/c/o", b"abc", 1, ETag="0" * 32)
+    assert r.status_code == 422
+    assert node.get("/d1/5/a/c/o").status_code == 404
+    assert tmp_files(node.drives["d1"]) == []
+    assert node.get("/d1/notapart/a/c/o").status_code == 400
+    assert node.get("/d9/5/a/c/o").status_code == 507
+
+
+def test_ranges_multirange_416_and_conditionals(node):
+    body = bytes(range(256)) * 4
+    etag = node.put("/d1/5/a/c/r", body, 1).headers["etag"]
+    g = node.get("/d1/5/a/c/r", Range="bytes=10-19")
+    assert g.status_code == 206 and g.content == body[10:20] and g.headers["content-range"] == "bytes 10-19/1024"
+    assert node.get("/d1/5/a/c/r", Range="bytes=-5").content == body[-5:]
+    g = node.get("/d1/5/a/c/r", Range="bytes=0-1,100-102")
+    assert g.status_code == 206 and g.headers["content-type"].startswith("multipart/byteranges;boundary=")
+    boundary = g.headers["content-type"].split("=", 1)[1]
+    parts = g.content.split(f"--{boundary}".encode())
+    assert parts[1].endswith(b"\r\n\r\n" + body[0:2] + b"\r\n") and parts[2].endswith(body[100:103] + b"\r\n")
+    g = node.get("/d1/5/a/c/r", Range="bytes=2000-")
+    assert g.status_code == 416 and g.headers["content-range"] == "bytes */1024"
+    assert node.get("/d1/5/a/c/r", Range="bytes=9-1").status_code == 200  # unparsable: whole object
+    assert node.get("/d1/5/a/c/r", **{"If-None-Match": f'"{etag}"'}).status_code == 304
+    assert node.get("/d1/5/a/c/r", **{"If-Match": '"nope"'}).status_code == 412
+    lm = node.get("/d1/5/a/c/r").headers["last-modified"]
+    assert node.get("/d1/5/a/c/r", **{"If-Modified-Since": lm}).status_code == 304
+
+
+def test_chunked_put_and_large_object(node):
+    chunk = b"0123456789abcdef" * 4096
+
+    def gen():
+        for _ in range(48):  # 3 MiB in 64 KiB pieces, chunked transfer encoding
+            yield chunk
+
+    r = node.put("/d1/5/a/c/big", gen(), 1)
+    assert r.status_code == 201
+    g = node.get("/d1/5/a/c/big")
+    assert g.status_code == 200 and len(g.content) == 48 * len(chunk) and g.content[:16] == chunk[:16]
+    g = node.get("/d1/5/a/c/big", Range=f"bytes={(1 << 20) - 3}-{(1 << 20) + 2}")
+    assert g.content == (chunk * 48)[(1 << 20) - 3:(1 << 20) + 3]
+
+
+def test_concurrent_puts_newest_wins_and_older_gets_409(node):
+    bodies = {i: f"version {i}".encode() * 100 for i in range(1, 13)}
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: node.put("/d1/5/a/c/race", bodies[i], i).status_code, bodies))
+    assert set(statuses) <= {201, 409} and 201 in statuses
+    g = node.get("/d1/5/a/c/race")
+    assert g.content == bodies[12] and g.headers["x-backend-timestamp"] == ts(12)
+    assert [p.name for p in node.obj_dir("d1", "a/c/race").iterdir()] == [f"{ts(12)}.data"]
+    r = node.put("/d1/5/a/c/race", b"old", 5)
+    assert r.status_code == 409 and r.headers["x-backend-timestamp"] == ts(12)
+
+
+def test_client_hangs_up_mid_put_leaves_nothing(node):
+    assert node.proc
+    with socket.create_connection((node.proc.host, node.proc.port)) as s:
+        s.sendall(f"PUT /d1/5/a/c/hang HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(1)}\r\n"
+                  "Content-Length: 100000\r\n\r\n".encode() + b"x" * 70000)
+    assert wait_for(lambda: 'status":499' in "\n".join(node.proc.output))
+    assert tmp_files(node.drives["d1"]) == []
+    assert node.get("/d1/5/a/c/hang").status_code == 404
+    assert not node.obj_dir("d1", "a/c/hang").exists() or not list(node.obj_dir("d1", "a/c/hang").iterdir())
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_is_quarantined_on_get_and_by_the_auditor(node):
+    node.put("/d1/5/a/c/small", b"precious bytes", 1)
+    d = node.obj_dir("d1", "a/c/small")
+    _flip(d / f"{ts(1)}.data", 3)
+    assert node.get("/d1/5/a/c/small").status_code == 404  # detected before any byte is sent
+    assert (node.drives["d1"] / "quarantined" / "objects" / d.name).is_dir()
+    assert node.get("/d1/5/a/c/small").status_code == 404
+    # a corrupt later chunk: the response is cut short, never completed
+    big = b"z" * (3 << 20)
+    node.put("/d1/5/a/c/big", big, 1)
+    bd = node.obj_dir("d1", "a/c/big")
+    _flip(bd / f"{ts(1)}.data", (2 << 20) + 5)
+    with pytest.raises(httpx.HTTPError):
+        node.get("/d1/5/a/c/big")
+    assert node.get("/d1/5/a/c/big").status_code == 404
+    assert (node.drives["d1"] / "quarantined" / "objects" / bd.name).is_dir()
+    # the auditor finds one nobody read
+    node.put("/d2/5/a/c/quiet", b"quiet bytes" * 100, 1)
+    _flip(node.obj_dir("d2", "a/c/quiet") / f"{ts(1)}.data", 50)
+    out = subprocess.run(
+        ringstack_argv("serve", "auditor", "--config", str(node.config), "--drives",
+                       ",".join(f"{k}={v}" for k, v in node.drives.items()), "--once", "--log-level", "ERROR"),
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    assert stats["quarantined"] == 1 and stats["objects"] >= 1
+    assert node.get("/d2/5/a/c/quiet").status_code == 404
+    assert "ringstack_storage_quarantined 2.0" in node.client.get(node.url("/metrics")).text
+
+
+def test_missing_drive_answers_507_while_the_other_serves(node):
+    assert node.put("/d2/5/a/c/o", b"on d2", 1).status_code == 201
+    node.drives["d2"].rename(node.tmp / "d2-gone")
+    r = node.put("/d2/5/a/c/o2", b"x", 2)
+    assert r.status_code == 507 and b"d2" in r.content
+    assert node.get("/d2/5/a/c/o").status_code == 507
+    assert node.put("/d1/5/a/c/o", b"on d1", 1).status_code == 201
+    assert node.get("/d1/5/a/c/o").content == b"on d1"
+    assert not node.drives["d2"].exists()  # never recreated behind the operator's back
+
+
+def test_restart_keeps_everything(node):
+    for i in range(5):
+        node.put(f"/d1/5/a/c/o{i}", f"body {i}".encode(), 1)
+    node.client.delete(node.url("/d1/5/a/c/o0"), headers={"X-Timestamp": ts(2)})
+    before = node.client.request("REPLICATE", node.url("/d1/5")).json()
+    node.stop()
+    node.start()
+    assert node.get("/d1/5/a/c/o0").status_code == 404
+    assert [node.get(f"/d1/5/a/c/o{i}").content for i in range(1, 5)] == [f"body {i}".encode() for i in range(1, 5)]
+    assert node.client.request("REPLICATE", node.url("/d1/5")).json() == before
+
+
+def test_replicate_hashes_change_and_suffixes_travel(node):
+    rep = lambda path: node.client.request("REPLICATE", node.url(path)).json()  # noqa: E731
+    assert rep("/d1/5") == {}
+    node.put("/d1/5/a/c/o", b"one", 1)
+    h = object_hash(SECRET, "a", "c", "o")
+    first = rep("/d1/5")
+    assert list(first) == [h[-3:]]
+    node.client.post(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(2), "X-Object-Meta-A": "1"})
+    second = rep("/d1/5")
+    assert second[h[-3:]] != first[h[-3:]]
+    # ship the partition to d2 with the sync stream; d2 then agrees
+    stream = node.client.request("SUFFIXES", node.url("/d1/5"))
+    assert stream.status_code == 200
+    merged = node.client.request("MERGE", node.url("/d2/5"), content=stream.content).json()
+    assert merged == {"complete": True, "files": 2, "rejected": 0}
+    assert rep("/d2/5") == second
+    g = node.get("/d2/5/a/c/o")
+    assert g.content == b"one" and g.headers["x-object-meta-a"] == "1"
+    objs = node.client.request("OBJECTS", node.url("/d2/5")).json()
+    assert [o["name"] for o in objs] == ["/a/c/o"]
+    # a drop only happens when the hashes still match
+    assert node.client.request("DROP", node.url("/d1/5"), content=json.dumps({"abc": "x"})).status_code == 409
+    assert node.client.request("DROP", node.url("/d1/5"), content=json.dumps(second)).status_code == 204
+    assert node.get("/d1/5/a/c/o").status_code == 404 and rep("/d1/5") == {}
+    # a file lost behind the index's back: found when the suffix is rehashed
+    for f in node.obj_dir("d2", "a/c/o").iterdir():
+        f.unlink()
+    assert rep(f"/d2/5/{h[-3:]}") == {}
+
+
+def test_failed_container_update_is_queued(node):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    r = node.put("/d1/5/a/c/o", b"x", 1, **{"X-Container-Host": f"127.0.0.1:{port}",
+                                             "X-Container-Device": "d1", "X-Container-Partition": "9"})
+    assert r.status_code == 201
+    env = lmdb.open(str(node.drives["d1"] / "index.lmdb"), max_dbs=64, readonly=True, lock=False)
+    try:
+        with env.begin(db=env.open_db(b"async_pending", create=False)) as txn:
+            rows = [json.loads(v) for _, v in txn.cursor()]
+    finally:
+        env.close()
+    assert len(rows) == 1 and rows[0]["method"] == "PUT" and rows[0]["port"] == port
+    assert rows[0]["headers"]["X-Size"] == "1" and rows[0]["headers"]["X-Backend-Type"] == "container"
+
+
+def test_expired_object_reads_as_missing(node):
+    at = int(time.time()) + 1
+    assert node.put("/d1/5/a/c/exp", b"soon gone", 1, **{"X-Delete-At": str(at)}).status_code == 201
+    assert node.get("/d1/5/a/c/exp").headers["x-delete-at"] == str(at)
+    deadline = time.monotonic() + 5
+    while node.get("/d1/5/a/c/exp").status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.get("/d1/5/a/c/exp").status_code == 404
