@@ -216,7 +216,7 @@ async def run_account_reporter(ctx: Any, interval: float = 1.0,
         await trio.sleep(interval)
 
 
-_REPORTERS: set[int] = set()
+_REPORTERS: dict[int, Any] = {}  # id(ctx) -> ctx (held, so the id is not reused)
 
 
 def ensure_account_reporter(ctx: Any) -> None:
@@ -224,12 +224,12 @@ def ensure_account_reporter(ctx: Any) -> None:
     (it lives as long as the trio run; the storage server does not need to
     know about it). A server that prefers to own it in its nursery calls
     ``run_account_reporter`` there and ``mark_reporter_started(ctx)`` first."""
-    if id(ctx) in _REPORTERS:
+    if _REPORTERS.get(id(ctx)) is ctx:
         return
-    _REPORTERS.add(id(ctx))
+    _REPORTERS[id(ctx)] = ctx
     interval = float(getattr(ctx.settings, "account_report_interval", 1.0))
     trio.lowlevel.spawn_system_task(run_account_reporter, ctx, interval)
 
 
 def mark_reporter_started(ctx: Any) -> None:
-    _REPORTERS.add(id(ctx))
+    _REPORTERS[id(ctx)] = ctx

@@ -40,7 +40,6 @@ from typing import Any
 import lmdb
 
 from common.timestamp import Timestamp
-from storage_node.index import open_db
 from storage_node.rows_core import (
     ZERO,
     ContainerRow,
@@ -155,11 +154,16 @@ class ListingDbs:
 
     def __init__(self, env: lmdb.Environment) -> None:
         self.env = env
-        self.info = open_db(env, b"listing.info")  # not env.open_db: GIL deadlock (index.open_db)
-        self.rows = open_db(env, b"listing.rows")  # not env.open_db: GIL deadlock (index.open_db)
-        self.seq = open_db(env, b"listing.seq")  # not env.open_db: GIL deadlock (index.open_db)
-        self.parts = open_db(env, b"listing.parts")  # not env.open_db: GIL deadlock (index.open_db)
-        self.dirty = open_db(env, b"listing.dirty")  # not env.open_db: GIL deadlock (index.open_db)
+        # Opened inside an explicit write txn: a bare env.open_db waits for the
+        # writer lock holding the GIL and deadlocks against the group committer
+        # (see index.open_db). Not through index.open_db's cache: it is keyed by
+        # id(env), which a closed environment's successor can reuse.
+        with env.begin(write=True) as txn:
+            self.info = env.open_db(b"listing.info", txn=txn)
+            self.rows = env.open_db(b"listing.rows", txn=txn)
+            self.seq = env.open_db(b"listing.seq", txn=txn)
+            self.parts = env.open_db(b"listing.parts", txn=txn)
+            self.dirty = env.open_db(b"listing.dirty", txn=txn)
 
     # -- info ------------------------------------------------------------------
     def state(self, txn: lmdb.Transaction, ref: DbRef) -> DbState | None:

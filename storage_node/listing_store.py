@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
+from storage_node.drive import DriveUnavailable
 from storage_node.index import GroupCommitter
 from storage_node.listing_db import DbState, ListingDbs
 from storage_node.rows_core import Row
@@ -62,7 +63,10 @@ class ListingStore:
             except Exception as exc:  # only this request's changes are rolled back
                 box["error"] = exc
 
-        await self._committer.commit([op])
+        try:
+            await self._committer.commit([op])
+        except (lmdb.MapFullError, lmdb.DiskError, lmdb.ReadonlyError) as exc:
+            raise DriveUnavailable(f"listing database: {exc}") from exc  # 507, this drive only
         if "error" in box:
             raise box["error"]
         return box["result"]  # type: ignore[no-any-return]
@@ -86,7 +90,8 @@ def _open_dbs(env_factory: Callable[[], lmdb.Environment]) -> ListingDbs:
         return dbs
 
 
-_STORES: dict[tuple[int, str], ListingStore] = {}
+# (id(ctx), drive) -> (ctx, store); holding ctx keeps its id from being reused
+_STORES: dict[tuple[int, str], tuple[Any, ListingStore]] = {}
 
 
 async def store_for(ctx: Any, drive: str) -> ListingStore:
@@ -94,15 +99,18 @@ async def store_for(ctx: Any, drive: str) -> ListingStore:
     Raises ``DriveUnavailable`` (507) when the drive is missing."""
     ctx.root(drive)
     key = (id(ctx), drive)
-    store = _STORES.get(key)
-    if store is None:
-        async def run(fn: Callable[..., T], *args: Any) -> T:
-            def checked() -> T:
-                ctx.check_drive(drive)
-                return fn(*args)
-            result: T = await ctx.run(drive, checked)
-            return result
+    cached = _STORES.get(key)
+    if cached is not None and cached[0] is ctx:
+        return cached[1]
 
-        store = await ListingStore.open(lambda: ctx.env(drive), run, lambda: ctx.committer(drive))
-        _STORES[key] = store
+    async def run(fn: Callable[..., T], *args: Any) -> T:
+        def checked() -> T:
+            ctx.check_drive(drive)
+            return fn(*args)
+
+        result: T = await ctx.run(drive, checked)
+        return result
+
+    store = await ListingStore.open(lambda: ctx.env(drive), run, lambda: ctx.committer(drive))
+    _STORES[key] = (ctx, store)
     return store
