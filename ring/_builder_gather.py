@@ -37,50 +37,39 @@ def _same_counts(T: np.ndarray) -> np.ndarray:
     return np.where(valid, out, 0)
 
 
-def gather_for_dispersion(A: np.ndarray, topo: Topology, cap: tuple[np.ndarray, ...],
-                          excess: np.ndarray, can_move: np.ndarray) -> int:
-    """Unassign replicas sitting in a tier above its cap; returns how many.
+def _first_of_tier(T: np.ndarray) -> np.ndarray:
+    """True for the first slot of each distinct tier within a partition."""
+    first = np.ones(T.shape, dtype=bool)
+    for r in range(1, T.shape[0]):
+        for q in range(r):
+            first[r] &= T[q] != T[r]
+    return first
 
-    Per partition, the replica on the most overfull drive goes first, and
-    each removal is re-checked against the counts left (one removal often
-    fixes the tier). Updates ``excess`` and ``can_move`` in place.
-    """
-    R = A.shape[0]
+
+def undispersed(A: np.ndarray, topo: Topology, caps: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Partitions with some tier holding more of their replicas than its cap."""
     over = np.zeros(A.shape[1], dtype=bool)
     for level in range(4):
         T = _with_none(topo.tier[level])[A]
-        capx = np.append(cap[level], 0)
-        over |= (_same_counts(T) > capx[T]).any(axis=0)
-    parts = np.flatnonzero(over)
-    if not len(parts):
-        return 0
-    sub = A[:, parts]
-    elig = can_move[parts].astype(bool)
-    exx = np.append(excess, -(1 << 40))
-    order = np.argsort(-exx[sub], axis=0, kind="stable")
-    cols = np.arange(len(parts))
-    gathered = 0
-    for k in range(R):
-        r = order[k]
-        slot_over = np.zeros(len(parts), dtype=bool)
-        dup = np.zeros(len(parts), dtype=bool)
-        for level in range(4):
-            T = _with_none(topo.tier[level])[sub]
-            counts = _same_counts(T)[r, cols]
-            capx = np.append(cap[level], 0)
-            slot_over |= counts > capx[T[r, cols]]
-            if level == 3:
-                dup = counts > 1
-        take = slot_over & (elig | dup) & (sub[r, cols] >= 0)
-        if take.any():
-            devs = sub[r, cols][take]
-            np.subtract.at(excess, devs, 1)
-            sub[r[take], cols[take]] = -1
-            elig &= ~take
-            can_move[parts[take]] = False
-            gathered += int(take.sum())
-    A[:, parts] = sub
-    return gathered
+        capx = np.append(caps[level], 0)
+        over |= ((_same_counts(T) > capx[T]) & (T >= 0)).any(axis=0)
+    return over
+
+
+def constraint_score(sub: np.ndarray, topo: Topology, caps: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Per partition, how many region/zone/host tiers its replicas already fill to the cap.
+
+    Placing the most constrained partitions first leaves the flexible ones to
+    fill whatever room remains, which keeps later balance moves (and thus
+    movement) down.
+    """
+    score = np.zeros(sub.shape[1], dtype=np.int32)
+    for level in range(3):
+        T = _with_none(topo.tier[level])[sub]
+        capx = np.append(caps[level], 0)
+        full = (T >= 0) & (_same_counts(T) >= capx[T]) & _first_of_tier(T)
+        score += full.sum(axis=0, dtype=np.int32)
+    return score
 
 
 def gather_for_balance(A: np.ndarray, excess: np.ndarray, inflight: np.ndarray,
@@ -160,10 +149,7 @@ def dispersion_of(A: np.ndarray, topo: Topology, max_allowed: list[np.ndarray]) 
     for level in range(4):
         T = _with_none(topo.tier[level])[A]
         same = _same_counts(T)
-        first = np.ones(A.shape, dtype=bool)
-        for r in range(1, R):
-            for q in range(r):
-                first[r] &= T[q] != T[r]
+        first = _first_of_tier(T)
         mx = np.append(max_allowed[level], 0)
         ex = np.where((T >= 0) & first, np.maximum(same - mx[T], 0), 0)
         risk = np.maximum(risk, ex.sum(axis=0))

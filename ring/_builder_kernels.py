@@ -10,7 +10,9 @@ identical results, bit for bit; tests/unit/test_builder_native_twin.py):
   among the children whose count of this partition's replicas is below the
   tier's cap (``cap_*``; drives: 1 if active else 0), the one with the most
   ``avail`` (partition-replicas it still wants), ties to the larger
-  tie-break key ``tb_*``. If no child is under its cap, fall back to the
+  seeded tie-break key (splitmix64 of ``salt``, partition, replica, tier), so
+  equally wanting drives are picked in a different order for every partition
+  and a drive's partners are spread over many drives. If no child is under its cap, fall back to the
   least-used child that still has a free active drive (invariant 8: a second
   replica only lands in a failure domain when no other domain has room).
 - Placing decrements ``avail`` of the chosen drive and of its tiers.
@@ -24,11 +26,22 @@ Contract of ``move_replicas(assign, parts, free, can_move, excess, ...)``:
   with ``excess > 0`` (most overfull first) that may move: the slot is
   ``free`` (already in flight this rebalance) or the partition ``can_move``.
 - A replica moves only to a drive that wants parts (``avail > 0`` at every
-  tier on the way) without breaking any tier cap; otherwise it stays. So
-  every move strictly improves balance and never hurts dispersion.
+  tier on the way) without breaking any tier cap; otherwise it stays. It
+  leaves its region/zone/host only if that tier holds more than its target
+  (``tex_* > 0``: count minus the sum of its drives' targets), and then for
+  the most wanting tier (``tex < 0``). So every move strictly improves
+  balance, never hurts dispersion, and no move undoes another tier's balance.
 - Moving a non-free slot sets it free and clears ``can_move`` (one move per
   partition per rebalance, invariant 8). ``excess`` and ``avail`` are kept
   up to date; returns the number of moves.
+
+Contract of ``gather_dispersion(assign, parts, can_move, excess, ...)``:
+
+- Visits ``parts`` in order; while the partition has a replica in a tier
+  above its cap, unassigns (-1) the one on the most overfull drive, if the
+  partition ``can_move`` (which it then clears) or the replica shares its
+  drive with another replica of the partition (always fixed, whatever the
+  clock says). Decrements ``excess``; returns the number unassigned.
 
 Selection: the kernel from ``_native.builder`` unless ``RINGSTACK_PUREPYTHON=1``
 or it is not built (then a one-line warning on stderr, once).
@@ -46,24 +59,51 @@ import numpy as np
 _warned = False
 
 
+_M64 = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """splitmix64 finaliser (the kernel's seeded tie-break), on Python ints."""
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _M64
+    x ^= x >> 31
+    return x
+
+
+def _key(salt: int, c: int) -> int:
+    return _mix(salt ^ ((c * 0xD6E8FEB86659FD93) & _M64))
+
+
+def _salt(seed: int, p: int, r: int, level: int) -> int:
+    return _mix(seed ^ _mix(((p * 0x9E3779B97F4A7C15) + r * 4 + level) & _M64))
+
+
 def _choose(lo: int, hi: int, cnt: list[int], cap: list[int], nact: list[int],
-            avail: list[int], tb: list[int]) -> int:
+            avail: list[int], salt: int) -> int:
     best = -1
+    kb = 0
     for c in range(lo, hi):
-        if cnt[c] < cap[c] and (
-            best < 0 or avail[c] > avail[best] or (avail[c] == avail[best] and tb[c] > tb[best])
-        ):
-            best = c
+        if cnt[c] < cap[c]:
+            if best < 0 or avail[c] > avail[best]:
+                best = c
+                kb = _key(salt, c)
+            elif avail[c] == avail[best]:
+                kc = _key(salt, c)
+                if kc > kb:
+                    best, kb = c, kc
     if best >= 0:
         return best
     for c in range(lo, hi):
-        if cnt[c] < nact[c] and (
-            best < 0
-            or cnt[c] < cnt[best]
-            or (cnt[c] == cnt[best] and (avail[c] > avail[best]
-                                         or (avail[c] == avail[best] and tb[c] > tb[best])))
-        ):
-            best = c
+        if cnt[c] < nact[c]:
+            if best < 0 or cnt[c] < cnt[best] or (cnt[c] == cnt[best] and avail[c] > avail[best]):
+                best = c
+                kb = _key(salt, c)
+            elif cnt[c] == cnt[best] and avail[c] == avail[best]:
+                kc = _key(salt, c)
+                if kc > kb:
+                    best, kb = c, kc
     return best
 
 
@@ -73,9 +113,7 @@ def place_replicas_py(assign: np.ndarray, parts: np.ndarray,
                       cap_g: np.ndarray, cap_z: np.ndarray, cap_h: np.ndarray, cap_d: np.ndarray,
                       nact_g: np.ndarray, nact_z: np.ndarray, nact_h: np.ndarray,
                       avail_g: np.ndarray, avail_z: np.ndarray, avail_h: np.ndarray,
-                      avail_d: np.ndarray,
-                      tb_g: np.ndarray, tb_z: np.ndarray, tb_h: np.ndarray,
-                      tb_d: np.ndarray) -> int:
+                      avail_d: np.ndarray, salt: int) -> int:
     """Pure twin of ``_native.builder.place_replicas`` (see module docstring)."""
     R = assign.shape[0]
     G, Z, H, D = len(cap_g), len(cap_z), len(cap_h), len(cap_d)
@@ -86,7 +124,6 @@ def place_replicas_py(assign: np.ndarray, parts: np.ndarray,
     capg, capz, caph, capd = cap_g.tolist(), cap_z.tolist(), cap_h.tolist(), cap_d.tolist()
     nag, naz, nah = nact_g.tolist(), nact_z.tolist(), nact_h.tolist()
     ag, az, ah, ad = avail_g.tolist(), avail_z.tolist(), avail_h.tolist(), avail_d.tolist()
-    tbg, tbz, tbh, tbd = tb_g.tolist(), tb_z.tolist(), tb_h.tolist(), tb_d.tolist()
     cg, cz, ch, cd = [0] * G, [0] * Z, [0] * H, [0] * D
     placed = 0
     failed = -1
@@ -103,10 +140,10 @@ def place_replicas_py(assign: np.ndarray, parts: np.ndarray,
         for r in range(R):
             if col[r] >= 0:
                 continue
-            g = _choose(0, G, cg, capg, nag, ag, tbg)
-            z = _choose(zs[g], zs[g + 1], cz, capz, naz, az, tbz) if g >= 0 else -1
-            h = _choose(hs[z], hs[z + 1], ch, caph, nah, ah, tbh) if z >= 0 else -1
-            d = _choose(ds[h], ds[h + 1], cd, capd, capd, ad, tbd) if h >= 0 else -1
+            g = _choose(0, G, cg, capg, nag, ag, _salt(salt, p, r, 0))
+            z = _choose(zs[g], zs[g + 1], cz, capz, naz, az, _salt(salt, p, r, 1)) if g >= 0 else -1
+            h = _choose(hs[z], hs[z + 1], ch, caph, nah, ah, _salt(salt, p, r, 2)) if z >= 0 else -1
+            d = _choose(ds[h], ds[h + 1], cd, capd, capd, ad, _salt(salt, p, r, 3)) if h >= 0 else -1
             if d < 0:
                 failed = p
                 break
@@ -137,26 +174,48 @@ def place_replicas_py(assign: np.ndarray, parts: np.ndarray,
     return placed
 
 
-def _choose_wanting(lo: int, hi: int, cnt: list[int], cap: list[int], avail: list[int],
-                    tb: list[int]) -> int:
+def _choose_move(lo: int, hi: int, src: int, cnt: list[int], cap: list[int], avail: list[int],
+                 tex: list[int], salt: int) -> int:
     best = -1
-    for c in range(lo, hi):
-        if cnt[c] < cap[c] and avail[c] > 0 and (
-            best < 0 or avail[c] > avail[best] or (avail[c] == avail[best] and tb[c] > tb[best])
-        ):
-            best = c
-    return best
+    kb = 0
+    if src < 0 or tex[src] > 0:
+        for c in range(lo, hi):
+            if c == src or tex[c] >= 0 or cnt[c] >= cap[c] or avail[c] <= 0:
+                continue
+            if best < 0 or tex[c] < tex[best]:
+                best = c
+                kb = _key(salt, c)
+            elif tex[c] == tex[best]:
+                kc = _key(salt, c)
+                if kc > kb:
+                    best, kb = c, kc
+        if best >= 0:
+            return best
+        if src < 0:
+            for c in range(lo, hi):
+                if cnt[c] >= cap[c] or avail[c] <= 0:
+                    continue
+                if best < 0 or avail[c] > avail[best]:
+                    best = c
+                    kb = _key(salt, c)
+                elif avail[c] == avail[best]:
+                    kc = _key(salt, c)
+                    if kc > kb:
+                        best, kb = c, kc
+            return best
+    if cnt[src] < cap[src] and avail[src] > 0:
+        return src
+    return -1
 
 
 def move_replicas_py(assign: np.ndarray, parts: np.ndarray, free: np.ndarray,
                      can_move: np.ndarray, excess: np.ndarray,
+                     tex_g: np.ndarray, tex_z: np.ndarray, tex_h: np.ndarray,
                      zone_start: np.ndarray, host_start: np.ndarray, dev_start: np.ndarray,
                      dev_host: np.ndarray, host_zone: np.ndarray, zone_region: np.ndarray,
                      cap_g: np.ndarray, cap_z: np.ndarray, cap_h: np.ndarray, cap_d: np.ndarray,
                      avail_g: np.ndarray, avail_z: np.ndarray, avail_h: np.ndarray,
-                     avail_d: np.ndarray,
-                     tb_g: np.ndarray, tb_z: np.ndarray, tb_h: np.ndarray,
-                     tb_d: np.ndarray) -> int:
+                     avail_d: np.ndarray, salt: int) -> int:
     """Pure twin of ``_native.builder.move_replicas`` (see module docstring)."""
     R = assign.shape[0]
     G, Z, H, D = len(cap_g), len(cap_z), len(cap_h), len(cap_d)
@@ -166,8 +225,7 @@ def move_replicas_py(assign: np.ndarray, parts: np.ndarray, free: np.ndarray,
     dh, hz, zr = dev_host.tolist(), host_zone.tolist(), zone_region.tolist()
     capg, capz, caph, capd = cap_g.tolist(), cap_z.tolist(), cap_h.tolist(), cap_d.tolist()
     ag, az, ah, ad = avail_g.tolist(), avail_z.tolist(), avail_h.tolist(), avail_d.tolist()
-    tbg, tbz, tbh, tbd = tb_g.tolist(), tb_z.tolist(), tb_h.tolist(), tb_d.tolist()
-    ex = excess.tolist()
+    ex, xg, xz, xh = excess.tolist(), tex_g.tolist(), tex_z.tolist(), tex_h.tolist()
     cg, cz, ch, cd = [0] * G, [0] * Z, [0] * H, [0] * D
     moved = 0
     for p in parts.tolist():
@@ -198,26 +256,38 @@ def move_replicas_py(assign: np.ndarray, parts: np.ndarray, free: np.ndarray,
             r = best
             tried[r] = True
             d = col[r]
-            h = dh[d]
-            z = hz[h]
-            g = zr[z]
+            h0 = dh[d]
+            z0 = hz[h0]
+            g0 = zr[z0]
             cd[d] -= 1
-            ch[h] -= 1
-            cz[z] -= 1
-            cg[g] -= 1
-            g = _choose_wanting(0, G, cg, capg, ag, tbg)
-            z = _choose_wanting(zs[g], zs[g + 1], cz, capz, az, tbz) if g >= 0 else -1
-            h = _choose_wanting(hs[z], hs[z + 1], ch, caph, ah, tbh) if z >= 0 else -1
-            nd = _choose_wanting(ds[h], ds[h + 1], cd, capd, ad, tbd) if h >= 0 else -1
+            ch[h0] -= 1
+            cz[z0] -= 1
+            cg[g0] -= 1
+            z = h = nd = -1
+            g = _choose_move(0, G, g0, cg, capg, ag, xg, _salt(salt, p, r, 0))
+            if g >= 0:
+                z = _choose_move(zs[g], zs[g + 1], z0 if g == g0 else -1, cz, capz, az, xz,
+                                 _salt(salt, p, r, 1))
+            if z >= 0:
+                h = _choose_move(hs[z], hs[z + 1], h0 if z == z0 else -1, ch, caph, ah, xh,
+                                 _salt(salt, p, r, 2))
+            if h >= 0:
+                nd = _choose_move(ds[h], ds[h + 1], -1, cd, capd, ad, ex, _salt(salt, p, r, 3))
             if nd < 0 or nd == d:
-                nd = d
-                h = dh[d]
-                z = hz[h]
-                g = zr[z]
+                nd, h, z, g = d, h0, z0, g0
             else:
                 col[r] = nd
                 ex[d] -= 1
                 ex[nd] += 1
+                if h != h0:
+                    xh[h0] -= 1
+                    xh[h] += 1
+                if z != z0:
+                    xz[z0] -= 1
+                    xz[z] += 1
+                if g != g0:
+                    xg[g0] -= 1
+                    xg[g] += 1
                 ad[nd] -= 1
                 ah[h] -= 1
                 az[z] -= 1
@@ -242,14 +312,84 @@ def move_replicas_py(assign: np.ndarray, parts: np.ndarray, free: np.ndarray,
                 cz[z] -= 1
                 cg[zr[z]] -= 1
     avail_g[:], avail_z[:], avail_h[:], avail_d[:] = ag, az, ah, ad
-    excess[:] = ex
+    excess[:], tex_g[:], tex_z[:], tex_h[:] = ex, xg, xz, xh
     return moved
 
 
-def _select() -> tuple[Callable[..., int], Callable[..., int]]:
+def gather_dispersion_py(assign: np.ndarray, parts: np.ndarray, can_move: np.ndarray,
+                         excess: np.ndarray, dev_host: np.ndarray, host_zone: np.ndarray,
+                         zone_region: np.ndarray, cap_g: np.ndarray, cap_z: np.ndarray,
+                         cap_h: np.ndarray, cap_d: np.ndarray) -> int:
+    """Pure twin of ``_native.builder.gather_dispersion`` (see module docstring)."""
+    R = assign.shape[0]
+    G, Z, H, D = len(cap_g), len(cap_z), len(cap_h), len(cap_d)
+    if G == 0 or D == 0:
+        return 0
+    dh, hz, zr = dev_host.tolist(), host_zone.tolist(), zone_region.tolist()
+    capg, capz, caph, capd = cap_g.tolist(), cap_z.tolist(), cap_h.tolist(), cap_d.tolist()
+    ex = excess.tolist()
+    cg, cz, ch, cd = [0] * G, [0] * Z, [0] * H, [0] * D
+    gathered = 0
+    for p in parts.tolist():
+        col = assign[:, p].tolist()
+        cm = int(can_move[p])
+        for d in col:
+            if d >= 0:
+                h = dh[d]
+                z = hz[h]
+                cd[d] += 1
+                ch[h] += 1
+                cz[z] += 1
+                cg[zr[z]] += 1
+        while True:
+            best = -1
+            for r in range(R):
+                d = col[r]
+                if d < 0:
+                    continue
+                h = dh[d]
+                z = hz[h]
+                g = zr[z]
+                if not (cd[d] > capd[d] or ch[h] > caph[h] or cz[z] > capz[z] or cg[g] > capg[g]):
+                    continue
+                if not cm and cd[d] <= 1:
+                    continue
+                if best < 0 or ex[d] > ex[col[best]]:
+                    best = r
+            if best < 0:
+                break
+            d = col[best]
+            h = dh[d]
+            z = hz[h]
+            dup = cd[d] > 1
+            cd[d] -= 1
+            ch[h] -= 1
+            cz[z] -= 1
+            cg[zr[z]] -= 1
+            col[best] = -1
+            ex[d] -= 1
+            gathered += 1
+            if not dup:
+                cm = 0
+        assign[:, p] = col
+        can_move[p] = cm
+        for d in col:
+            if d >= 0:
+                h = dh[d]
+                z = hz[h]
+                cd[d] -= 1
+                ch[h] -= 1
+                cz[z] -= 1
+                cg[zr[z]] -= 1
+    excess[:] = ex
+    return gathered
+
+
+def _select() -> tuple[Callable[..., int], Callable[..., int], Callable[..., int]]:
     global _warned
+    twins = (place_replicas_py, move_replicas_py, gather_dispersion_py)
     if os.environ.get("RINGSTACK_PUREPYTHON", "") not in ("", "0"):
-        return place_replicas_py, move_replicas_py
+        return twins
     try:
         from _native import builder as native
     except ImportError:
@@ -257,11 +397,12 @@ def _select() -> tuple[Callable[..., int], Callable[..., int]]:
             _warned = True
             print("ringstack: _native.builder not built; using the pure-Python builder twins",
                   file=sys.stderr)
-        return place_replicas_py, move_replicas_py
-    return native.place_replicas, native.move_replicas
+        return twins
+    return native.place_replicas, native.move_replicas, native.gather_dispersion
 
 
 place_replicas: Callable[..., Any]
 move_replicas: Callable[..., Any]
-place_replicas, move_replicas = _select()
+gather_dispersion: Callable[..., Any]
+place_replicas, move_replicas, gather_dispersion = _select()
 NATIVE = place_replicas is not place_replicas_py

@@ -136,6 +136,8 @@ def weighted_replicas(topo: Topology, replicas: int) -> list[np.ndarray]:
         if remaining < _EPS:
             break
         room &= wr < 1
+        if not room.any():
+            break  # fewer drives than replicas: wanted_replicas() reports it
         rel = remaining / wr[room].sum()
         wr[room] = np.minimum(1.0, wr[room] * (rel + 1))
     return _tier_sums(topo, wr)

@@ -38,9 +38,10 @@ import numpy as np
 from ring import _builder_kernels
 from ring._builder_gather import (
     balance_of,
+    constraint_score,
     dispersion_of,
     gather_for_balance,
-    gather_for_dispersion,
+    undispersed,
 )
 from ring._builder_plan import RingValidationError, Topology, make_plan, max_replicas, topology
 from ring.inventory import Inventory
@@ -48,7 +49,8 @@ from ring.inventory import Inventory
 __all__ = ["RebalanceReport", "RingBuilder", "RingValidationError", "balance", "dispersion"]
 
 MAX_PART_POWER = 24
-MAX_ROUNDS = 6
+MAX_ROUNDS = 8
+MAX_FORCED = 4
 _CHUNKS = 16
 
 
@@ -211,33 +213,55 @@ class RingBuilder:
         can_move &= ~((old >= 0) & (start < 0)).any(axis=0)  # already moving off a removed drive
         counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
         excess = counts - plan.dev_parts
-        gather_for_dispersion(A, topo, plan.cap, excess, can_move)
-        tick(0.05)
         kernel = self._kernel_args(topo, plan, rng)
-        self._place(A, topo, plan, kernel, rng, tick)
+        caps = (kernel["cap_g"], kernel["cap_z"], kernel["cap_h"], kernel["cap_d"])
         can_move8 = can_move.astype(np.int8)
+        if (A >= 0).any():
+            parts = np.flatnonzero(undispersed(A, topo, caps)).astype(np.int32)
+            _builder_kernels.gather_dispersion(
+                A, parts[rng.permutation(len(parts))], can_move8, excess,
+                *(kernel[k] for k in ("dev_host", "host_zone", "zone_region")), *caps)
+        tick(0.05)
+        self._place(A, topo, plan, kernel, rng, tick)
         rounds = 0
-        while rounds < MAX_ROUNDS:
-            rounds += 1
-            counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
-            excess = counts - plan.dev_parts
-            if not (excess > 0).any():
+
+        def settle() -> np.ndarray:
+            """Move passes until nothing is overfull or no single move helps."""
+            nonlocal rounds
+            while True:
+                excess = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)) - plan.dev_parts
+                excess = excess.astype(np.int64)
+                if not (excess > 0).any() or rounds >= MAX_ROUNDS:
+                    return excess
+                rounds += 1
+                avail = self._avail(topo, np.maximum(-excess, 0))
+                tex = [np.bincount(topo.tier[level], weights=excess, minlength=topo.sizes[level])
+                       .astype(np.int64) for level in range(3)]
+                moved_now = _builder_kernels.move_replicas(
+                    A, rng.permutation(N).astype(np.int32), np.not_equal(A, start).astype(np.int8),
+                    can_move8, excess, *tex, avail_g=avail[0], avail_z=avail[1],
+                    avail_h=avail[2], avail_d=avail[3],
+                    **{k: v for k, v in kernel.items() if not k.startswith("nact")})
+                if not moved_now:
+                    return excess
+
+        excess = settle()
+        for _ in range(MAX_FORCED):
+            over = int(excess[excess > 0].sum())
+            if not over:
                 break
-            free = np.not_equal(A, start).astype(np.int8)
-            avail = self._avail(topo, np.maximum(-excess, 0))
-            order = rng.permutation(N).astype(np.int32)
-            n = _builder_kernels.move_replicas(
-                A, order, free, can_move8, excess, avail_g=avail[0], avail_z=avail[1],
-                avail_h=avail[2], avail_d=avail[3],
-                **{k: v for k, v in kernel.items() if not k.startswith("nact")})
-            if n == 0:
-                # stuck: no single move helps; shed at random and re-place (Swift's "forced")
-                inflight = free.astype(bool)
-                cm = can_move8.astype(bool)
-                if not gather_for_balance(A, excess, inflight, cm, rng):
-                    break
-                can_move8 = cm.astype(np.int8)
-                self._place(A, topo, plan, kernel, rng, None)
+            # stuck: shed at random and re-place (Swift's "forced" gather); keep it only
+            # if it leaves less overfill, since every forced move costs movement
+            snapshot = (A.copy(), can_move8.copy())
+            cm = can_move8.astype(bool)
+            if not gather_for_balance(A, excess, np.not_equal(A, start), cm, rng):
+                break
+            can_move8 = cm.astype(np.int8)
+            self._place(A, topo, plan, kernel, rng, None)
+            excess = settle()
+            if int(excess[excess > 0].sum()) >= over:
+                A[:], can_move8 = snapshot
+                break
         tick(0.95)
         counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
         final = topo.dev_ids[np.where(A >= 0, A, 0)].astype(np.int32)
@@ -266,9 +290,8 @@ class RingBuilder:
         return report
 
     @staticmethod
-    def _kernel_args(topo: Topology, plan: Any, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _kernel_args(topo: Topology, plan: Any, rng: np.random.Generator) -> dict[str, Any]:
         i32 = np.int32
-        tbs = [rng.integers(0, 1 << 30, size=n, dtype=np.int64).astype(i32) for n in topo.sizes]
         return {
             "zone_start": topo.start[0].astype(i32),
             "host_start": topo.start[1].astype(i32),
@@ -283,7 +306,7 @@ class RingBuilder:
             "nact_g": topo.nactive[0].astype(i32),
             "nact_z": topo.nactive[1].astype(i32),
             "nact_h": topo.nactive[2].astype(i32),
-            "tb_g": tbs[0], "tb_z": tbs[1], "tb_h": tbs[2], "tb_d": tbs[3],
+            "salt": int(rng.integers(0, 1 << 63)),
         }
 
     @staticmethod
@@ -293,13 +316,17 @@ class RingBuilder:
         return [np.bincount(topo.tier[level], weights=want, minlength=topo.sizes[level])
                 .astype(np.int64) for level in range(4)]
 
-    def _place(self, A: np.ndarray, topo: Topology, plan: Any, kernel: dict[str, np.ndarray],
+    def _place(self, A: np.ndarray, topo: Topology, plan: Any, kernel: dict[str, Any],
                rng: np.random.Generator, tick: Callable[[float], None] | None) -> None:
         """Place every unassigned replica (partitions in seeded random order)."""
         todo = np.flatnonzero((A < 0).any(axis=0)).astype(np.int32)
         if not len(todo):
             return
         todo = todo[rng.permutation(len(todo))]
+        if (A[:, todo] >= 0).any():
+            caps = (kernel["cap_g"], kernel["cap_z"], kernel["cap_h"], kernel["cap_d"])
+            score = constraint_score(A[:, todo], topo, caps)
+            todo = todo[np.argsort(-score, kind="stable")]
         counts = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)).astype(np.int64)
         avail = self._avail(topo, np.maximum(plan.dev_parts - counts, 0))
         chunks = np.array_split(todo, _CHUNKS) if tick and len(todo) > 65536 else [todo]
