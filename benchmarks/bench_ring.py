@@ -207,6 +207,40 @@ def _plots(out_dir: str, results: dict[str, Any]) -> list[str]:
     return files
 
 
+def markdown(out: dict[str, Any]) -> str:
+    """The results as the Markdown table that goes into RESULTS.md."""
+
+    def f(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    lines = [
+        "| case | impl | rebalance s | peak MiB | balance % | dispersion % | +10% s | moved % | "
+        "balance after % | single lookups/s | bulk lookups/s (tuples / paths) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in out["cases"].items():
+        for impl in ("ringstack", "swift"):
+            r = entry.get(impl)
+            if not r or "error" in r:
+                continue
+            lk = r["lookups_per_s"]
+            bulk = f"{lk['bulk_tuples']:,.0f} / {lk['bulk_paths']:,.0f}" if "bulk_tuples" in lk else "-"
+            lines.append(
+                f"| {name} | {impl} | {f(r['rebalance']['seconds'], '.3f')} | {f(r['rebalance']['peak_mib'], '.0f')} "
+                f"| {f(r['rebalance']['balance'], '.3f')} | {f(r['rebalance']['dispersion'], '.2f')} "
+                f"| {f(r['add_10pct']['seconds'], '.3f')} | {f(100 * r['add_10pct']['moved_fraction'], '.2f')} "
+                f"| {f(r['add_10pct']['balance'], '.3f')} | {lk['single']:,.0f} | {bulk} |"
+            )
+        if "ratios" in entry:
+            ratio = entry["ratios"]
+            lines.append(
+                f"| {name} | **ratio** | **{ratio['rebalance_speedup']:.1f}x** | | | "
+                f"| **{ratio['add_10pct_speedup']:.1f}x** | | | **{ratio['single_lookup_speedup']:.1f}x** "
+                f"| **{ratio['bulk_tuples_vs_swift_get_nodes']:.0f}x / {ratio['bulk_paths_vs_swift_get_nodes']:.0f}x** |"
+            )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CASES]
@@ -230,4 +264,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.out:
         out["plots"] = _plots(args.out, results)
     emit("ring", out, args.out)
+    print(markdown(out), file=sys.stderr)
     return out

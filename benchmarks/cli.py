@@ -21,16 +21,37 @@ from typing import Any
 import benchmarks
 from benchmarks._common import DEFAULT_OUT
 
+_BROKEN: dict[str, str] = {}
+
 
 def discover() -> dict[str, ModuleType]:
-    """name -> module for every importable ``benchmarks/bench_*.py``."""
+    """name -> module for every importable ``benchmarks/bench_*.py``.
+
+    A bench that fails to import is left out (and remembered in ``_BROKEN``
+    so ``ringstack bench NAME`` can say why) rather than breaking the CLI.
+    """
     found: dict[str, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda i: i.name):
-        if info.name.startswith("bench_"):
+        if not info.name.startswith("bench_"):
+            continue
+        name = info.name.removeprefix("bench_")
+        try:
             module = importlib.import_module(f"benchmarks.{info.name}")
-            if callable(getattr(module, "run", None)):
-                found[info.name.removeprefix("bench_")] = module
+        except Exception as exc:  # a half-written bench must not break `ringstack`
+            _BROKEN[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if callable(getattr(module, "run", None)):
+            found[name] = module
     return found
+
+
+def _broken(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from cli.main import CommandError
+
+        raise CommandError(f"bench {name} cannot be loaded ({' '.join(_BROKEN[name].split())})")
+
+    return run
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +85,9 @@ def register(sub: Any, serve_sub: Any) -> None:
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
         p.set_defaults(func=lambda args, module=module: _run_one(module, args) and 0)
+    for name in _BROKEN:
+        p = bench_sub.add_parser(name, help="(cannot be loaded)")
+        p.set_defaults(func=_broken(name))
     p = bench_sub.add_parser("all", help="run every benchmark with its defaults")
     _common_options(p)
     p.set_defaults(func=_run_all)
