@@ -291,10 +291,39 @@ def placement_spec(layout: Layout, port: int) -> ProcessSpec:
     return ProcessSpec("placement", "placement", argv, port)
 
 
-def replicator_spec(layout: Layout, i: int) -> ProcessSpec:
+def serve_options(role: str) -> tuple[set[str], set[str]] | None:
+    """(accepted, required) option strings of ``ringstack serve ROLE``, or
+    None when that command does not exist (yet)."""
+    import argparse
+
+    from cli.main import build_parser
+
+    def sub_choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    serve = sub_choices(build_parser()).get("serve")
+    target = sub_choices(serve).get(role) if serve is not None else None
+    if target is None:
+        return None
+    accepted = set(target._option_string_actions)
+    required = {a.option_strings[0] for a in target._actions if a.required and a.option_strings}
+    return accepted, required
+
+
+def replicator_spec(layout: Layout, i: int, accepted: set[str]) -> ProcessSpec:
+    """``serve replicator`` for node i, with the options that command takes
+    (config, the node's drives, a port for its /metrics)."""
     node = layout.nodes[i]
-    argv = cli_argv("serve", "replicator", "--config", str(layout.config_path), "--drives", node.drives_arg,
-                    "--port", "0")
+    argv = cli_argv("serve", "replicator")
+    if "--config" in accepted:
+        argv += ("--config", str(layout.config_path))
+    if "--drives" in accepted:
+        argv += ("--drives", node.drives_arg)
+    if "--port" in accepted:
+        argv += ("--port", "0")
     return ProcessSpec("replicator", f"replicator-{node.name}", argv, None, i)
 
 

@@ -97,24 +97,40 @@ class Child:
         return argv
 
 
-def wait_ready(children: list[Child], timeout: float = 90.0) -> None:
+OPTIONAL_ROLES = ("placement", "replicator")  # the object store works without them
+
+
+def wait_ready(children: list[Child], timeout: float = 90.0) -> list[Child]:
+    """Wait for every READY line. A storage node or proxy that dies or stays
+    silent is fatal (CommandError); an optional process is reported, stopped
+    and returned in the list of failures."""
     from cli.main import CommandError
 
     deadline = time.monotonic() + timeout
     pending = list(children)
+    failed: list[Child] = []
     while pending:
         for child in list(pending):
             if child.poll_ready():
                 pending.remove(child)
-            elif child.proc.poll() is not None:
-                raise CommandError(
-                    f"{child.spec.name} exited with status {child.proc.returncode} before it was ready "
-                    f"(log {child.log_path}):\n{child.tail()}")
-        if pending and time.monotonic() > deadline:
-            raise CommandError(f"{pending[0].spec.name} not ready after {timeout:.0f}s "
-                               f"(log {pending[0].log_path}):\n{pending[0].tail()}")
+                continue
+            dead = child.proc.poll() is not None
+            late = time.monotonic() > deadline
+            if not (dead or late):
+                continue
+            why = (f"exited with status {child.proc.returncode} before it was ready" if dead
+                   else f"not ready after {timeout:.0f}s")
+            message = f"{child.spec.name} {why} (log {child.log_path}):\n{child.tail()}"
+            if child.spec.role not in OPTIONAL_ROLES:
+                raise CommandError(message)
+            print(f"warning: {message}\n(continuing without {child.spec.name})", flush=True)
+            stop_pids([child.proc.pid])
+            child.proc.wait()
+            pending.remove(child)
+            failed.append(child)
         if pending:
             time.sleep(0.05)
+    return failed
 
 
 def stop_pids(pids: list[int], grace: float = STOP_GRACE) -> None:
@@ -275,10 +291,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     storage = [dc.storage_spec(layout, i) for i in range(len(layout.nodes))]
     others = [dc.proxy_spec(layout, args.port, args.workers)]
-    if not args.no_placement and dc.module_exists("scheduler.cli") and dc.module_exists("scheduler.server"):
+    if not args.no_placement and dc.serve_options("placement") is not None and dc.module_exists("scheduler.server"):
         others.append(dc.placement_spec(layout, args.placement_port))
-    if not args.no_replicators and dc.module_exists("replicator.cli"):
-        others += [dc.replicator_spec(layout, i) for i in range(len(layout.nodes))]
+    replicator = None if args.no_replicators else dc.serve_options("replicator")
+    if replicator is not None:
+        accepted, required = replicator
+        unknown = required - {"--config", "--drives", "--port"}
+        if unknown:
+            print(f"warning: not starting replicators: serve replicator needs {sorted(unknown)}", flush=True)
+        else:
+            others += [dc.replicator_spec(layout, i, accepted) for i in range(len(layout.nodes))]
     busy = [s for s in storage + others if s.port and not dc.port_free(s.port)]
     if busy:
         names = ", ".join(f"{s.name} ({s.port})" for s in busy)
@@ -295,7 +317,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         for group in (storage, others):
             started = [Child(s, layout.log_dir / f"{s.name}.log", args.no_wait) for s in group]
             children += started
-            wait_ready(started)
+            for child in wait_ready(started):
+                children.remove(child)
             if stop["signal"]:
                 raise KeyboardInterrupt
         proxy = next(c for c in children if c.spec.role == "proxy")
