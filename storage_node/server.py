@@ -190,4 +190,9 @@ async def serve_storage(
             from storage_node.auditor import run_auditor
 
             nursery.start_soon(run_auditor, ctx)
+        # container counts -> accounts, retried from the durable dirty queue (container_server)
+        from storage_node.container_server import mark_reporter_started, run_account_reporter
+
+        mark_reporter_started(ctx)
+        await nursery.start(run_account_reporter, ctx)
         task_status.started(bound)

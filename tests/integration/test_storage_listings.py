@@ -228,9 +228,10 @@ def test_restart_keeps_everything(node):
 
 
 def test_failed_account_updates_are_retried(tmp_path):
-    """Counts reach an account replica that was down when they changed (the
-    container's dirty mark is a durable queue), and a container PUT does not
-    fail because an account replica is unreachable."""
+    """Counts reach an account replica that was down when they changed, even
+    across a crash of the container node (the dirty mark is a durable queue
+    and the server drains it on its own), and a container PUT does not fail
+    because an account replica is unreachable."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
     cont = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'a'}", "--port", "0"))
@@ -245,6 +246,9 @@ def test_failed_account_updates_are_retried(tmp_path):
             for i in range(3):
                 assert c.put(f"/d1/2/AUTH_r/c/o{i}", headers={
                     "X-Timestamp": next(TS), "X-Size": "10", "X-Backend-Type": "container"}).status_code == 201
+            cont.kill()  # the queue survives a crash; the restarted node drains it unasked
+            cont = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'a'}",
+                                               "--port", "0"))
             acct = start_server(ringstack_argv("serve", "storage", "--drives", f"d1={tmp_path / 'b'}",
                                                "--port", str(acct.port)))
 
