@@ -12,7 +12,8 @@ REPLICATE for databases (``X-Backend-Type: container|account``):
   ``rows_since`` ``{point, limit}`` -> ``{rows, point, max_row, hash}``;
   ``merge`` ``{rows, info}`` -> merges rows and info (creates the database
   when ``info`` is given) -> ``{changed, summary}``;
-  ``reclaim`` -> drops tombstone rows older than the node's reclaim_age;
+  ``reclaim`` -> drops tombstone rows older than the node's reclaim_age, and
+  the whole database once it is deleted, empty and older than that;
   ``drop`` ``{hash}`` -> removes the database only if its hash still equals
   ``hash`` (what every new owner confirmed; invariant 3), else 409.
 """
@@ -267,7 +268,8 @@ async def replicate(request: Request, ctx: Any, kind: str, p: BackendPath) -> Re
         if op == "reclaim":
             now = Timestamp.from_seconds(ctx.clock())
             n, st = await store.write(_reclaim_op, ref, now, ctx.settings.reclaim_age)
-            return _json(200, {"reclaimed": n, "summary": st.summary()})
+            return _json(200, {"reclaimed": n, "dropped": st is None,
+                               "summary": st.summary() if st is not None else None})
         if op == "drop":
             await store.write(_drop_op, ref, str(body.get("hash", "")))
             return _json(200, {"dropped": True})
@@ -312,12 +314,12 @@ def _merge_op(dbs: ListingDbs, txn: Any, ref: DbRef, part: int, rows: list[Any],
 
 
 def _reclaim_op(dbs: ListingDbs, txn: Any, ref: DbRef, now: Timestamp,
-                reclaim_age: float) -> tuple[int, DbState]:
+                reclaim_age: float) -> tuple[int, DbState | None]:
     st = dbs.state(txn, ref)
     if st is None:
         raise NotFound(f"{ref.kind} not found")
-    st, n = dbs.reclaim(txn, st, now, reclaim_age)
-    return n, st
+    left, n = dbs.reclaim_db(txn, st, now, reclaim_age)
+    return n, left
 
 
 def _drop_op(dbs: ListingDbs, txn: Any, ref: DbRef, expect_hash: str) -> None:

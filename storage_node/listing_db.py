@@ -39,7 +39,7 @@ from typing import Any
 
 import lmdb
 
-from common.timestamp import Timestamp
+from common.timestamp import TICKS_PER_SECOND, Timestamp
 from storage_node.rows_core import (
     ZERO,
     ContainerRow,
@@ -315,6 +315,19 @@ class ListingDbs:
         if doomed:
             self._save_counters(txn, st)
         return st, len(doomed)
+
+    def reclaim_db(self, txn: lmdb.Transaction, st: DbState, now: Timestamp,
+                   reclaim_age: float) -> tuple[DbState | None, int]:
+        """``reclaim``, then drop the whole database when it is deleted, holds
+        no row at all and its delete is older than reclaim_age (as Swift
+        reclaims a deleted DB file; invariant 2). Returns (None, n) if dropped."""
+        st, n = self.reclaim(txn, st, now, reclaim_age)
+        empty = next(iter(self.iter_rows(txn, st.cid, None, True, False)), None) is None
+        age = now.ticks - max(st.info.delete_timestamp, st.info.status_changed_at).ticks
+        if st.deleted and empty and age > int(reclaim_age * TICKS_PER_SECOND):
+            self.drop(txn, st)
+            return None, n
+        return st, n
 
     def iter_rows(self, txn: lmdb.Transaction, cid: int, start: str | None, inclusive: bool,
                   reverse: bool) -> Iterator[Row]:

@@ -21,6 +21,7 @@ from storage_node.rows_core import (
     DbInfo,
     ObjectRow,
     RowError,
+    apply_delete,
     merge_object_rows,
     row_digest,
 )
@@ -132,6 +133,21 @@ def test_reclaim_only_old_tombstones(dbs):
     assert names == ["live", "new"] and {r.name for r in rows} == {"live", "new"}
     assert st.hash == row_digest(ObjectRow("new", Timestamp.from_seconds(900), deleted=True)) ^ \
         row_digest(ObjectRow("live", Timestamp.from_seconds(50), 3))
+
+
+def test_reclaim_db_drops_only_old_deleted_empty_databases(dbs):
+    st = make_db(dbs)
+    st = put_rows(dbs, [ObjectRow("o", Timestamp.from_seconds(100), deleted=True)])
+    with dbs.env.begin(write=True) as txn:
+        gone = apply_delete(st.info, Timestamp.from_seconds(200), 0)
+        st = dbs.set_info(txn, st, gone)
+        kept, n = dbs.reclaim_db(txn, st, Timestamp.from_seconds(650), 500)  # row old, delete not
+        assert kept is not None and n == 1
+        kept, n = dbs.reclaim_db(txn, kept, Timestamp.from_seconds(701), 500)
+        assert kept is None and dbs.state(txn, REF) is None
+    live = make_db(dbs, DbRef("container", "AUTH_a", "live"))
+    with dbs.env.begin(write=True) as txn:
+        assert dbs.reclaim_db(txn, live, Timestamp.from_seconds(10**6), 1)[0] is not None
 
 
 def test_wrong_row_kind_and_partition_index(dbs):
