@@ -164,7 +164,7 @@ def naive(rows, q: ListingQuery):
 
 @given(names_st, st.lists(st.booleans(), max_size=25), param_st, st.sampled_from(["", "/", "-", "b/"]),
        param_st, param_st, st.integers(0, 12), st.booleans())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 def test_listing_matches_naive_model(names, deleted, prefix, delim, marker, end_marker, limit, reverse):
     rows = {n: ObjectRow(n, Timestamp(1), deleted=(deleted[i] if i < len(deleted) else False))
             for i, n in enumerate(names)}
