@@ -9,17 +9,18 @@ inventory (invariant 7). The check, per (provider, class) in the request:
         <= int((total - reserved) * allocation_ratio)
     and min_unit <= amount <= max_unit and amount % step_size == 0
 
-Generations: a new consumer starts at 0 and every allocation write adds 1;
-writing allocations bumps the generation of every provider named in the
-*new* allocations (deleting allocations bumps none), as Placement does. A
-consumer left with no allocations is deleted.
+Generations, as Placement's ``replace_all``: a new consumer starts at 0 and
+every allocation write adds 1; one write (PUT, or a whole POST /allocations
+batch) bumps once every provider named in the new allocations, plus those
+held by consumers it empties; DELETE /allocations bumps none. A consumer
+left with no allocations is deleted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ._store_providers import class_exists, set_inventories
+from ._store_providers import check_generation, class_exists, set_inventories
 from ._store_records import (
     CONCURRENT_UPDATE,
     INCOMPLETE_CONSUMER_ID,
@@ -86,7 +87,6 @@ def _claim(tx: Tx, allocations: Mapping[str, Mapping[str, int]]) -> None:
                                f"for '{rc}' on resource provider '{rp}'. The requested amount "
                                "would exceed the capacity.")
         tx.add_usage(rp, dict(resources))
-        tx.bump_generation(rp)
 
 
 def _store_consumer(tx: Tx, w: ConsumerWrite, current: Consumer | None) -> None:
@@ -102,17 +102,33 @@ def _store_consumer(tx: Tx, w: ConsumerWrite, current: Consumer | None) -> None:
                              allocations, tx.now))
 
 
+def _replace_all(tx: Tx, writes: list[ConsumerWrite],
+                 currents: list[Consumer | None]) -> None:
+    """Placement's ``replace_all``: release, claim, then bump once every
+    provider named in new allocations and, for consumers whose allocations
+    are wiped (empty), every provider they held."""
+    for current in currents:
+        _release(tx, current)
+    visited: dict[str, None] = {}
+    for w, current in zip(writes, currents, strict=True):
+        if any(w.allocations.values()):
+            _claim(tx, w.allocations)
+            visited.update(dict.fromkeys(rp for rp, res in w.allocations.items() if res))
+        elif current is not None:
+            visited.update(dict.fromkeys(current.allocations))
+        _store_consumer(tx, w, current)
+    for rp in visited:
+        if tx.provider(rp) is not None:
+            tx.bump_generation(rp)
+
+
 def replace_allocations(tx: Tx, writes: Iterable[ConsumerWrite]) -> None:
     """Replace the allocations of every consumer in ``writes``, all or nothing."""
     writes = list(writes)
     currents = [_check_consumer(tx, w) for w in writes]
     for w in writes:
         _validate(tx, w)
-    for current in currents:
-        _release(tx, current)
-    for w, current in zip(writes, currents, strict=True):
-        _claim(tx, w.allocations)
-        _store_consumer(tx, w, current)
+    _replace_all(tx, writes, currents)
 
 
 def delete_allocations(tx: Tx, consumer_uuid: str) -> None:
@@ -125,23 +141,26 @@ def delete_allocations(tx: Tx, consumer_uuid: str) -> None:
 
 def reshape(tx: Tx, inventories: Mapping[str, tuple[int, dict[str, Inventory]]],
             writes: Iterable[ConsumerWrite]) -> None:
-    """Move inventory and allocations in one step (microversion 1.30): release
-    the named consumers, replace the named inventories, then claim anew."""
+    """Move inventory and allocations in one step (microversion 1.30), as
+    Placement does: set an interim inventory (old classes plus the new ones)
+    on every provider given a non-empty one, replace the allocations, then set
+    the final inventories (refused if a removed class is still in use)."""
     writes = list(writes)
-    for rp in inventories:
-        if tx.provider(rp) is None:
+    for rp, (generation, _) in inventories.items():
+        p = tx.provider(rp)
+        if p is None:
             raise bad_request(f"Resource provider {rp} in inventories not found",
                               RESOURCE_PROVIDER_NOT_FOUND)
+        check_generation(p, generation)
     currents = [_check_consumer(tx, w) for w in writes]
-    for current in currents:
-        _release(tx, current)
-    for rp, (generation, invs) in inventories.items():
-        set_inventories(tx, rp, generation, invs)
+    for rp, (_, invs) in inventories.items():
+        if invs:
+            set_inventories(tx, rp, None, {**tx.inventories(rp), **invs})
     for w in writes:
         _validate(tx, w)
-    for w, current in zip(writes, currents, strict=True):
-        _claim(tx, w.allocations)
-        _store_consumer(tx, w, current)
+    _replace_all(tx, writes, currents)
+    for rp, (_, invs) in inventories.items():
+        set_inventories(tx, rp, None, invs)
 
 
 # -- reads ---------------------------------------------------------------------

@@ -264,3 +264,36 @@ def _run_concurrent_claims(seed: int, n_tasks: int, n_threads: int) -> None:
 @given(seed=st.integers(0, 2**32 - 1), n_tasks=st.integers(1, 6), n_threads=st.integers(0, 3))
 def test_concurrent_claims_never_oversubscribe(seed: int, n_tasks: int, n_threads: int) -> None:
     _run_concurrent_claims(seed, n_tasks, n_threads)
+
+
+def test_reshape_generations_follow_placement(store):
+    """Placement's reshaper.yaml arithmetic: interim inventory, replace_all and
+    final inventory each bump a provider once."""
+    _rp(store, U1, VCPU={"total": 10, "max_unit": 8}, DISK_GB=2048)
+    c0, c1, c2, new = (f"e0000000-0000-0000-0000-00000000000{i}" for i in range(4))
+    _claim(store, c0, U1, DISK_GB=1000)
+    _claim(store, c1, U1, VCPU=6)
+    w = ConsumerWrite(c2, {U1: {"DISK_GB": 20, "VCPU": 1}}, "p", "u")
+    store.write_sync(lambda tx: sa.replace_allocations(tx, [w]))
+    _rp(store, U2, "child", parent=U1)
+    gen = lambda u: store.read_sync(lambda tx: tx.provider(u)).generation  # noqa: E731
+    g1 = gen(U1)
+
+    def cw(c, allocs, g):  # noqa: ANN001, ANN202
+        return ConsumerWrite(c, allocs, "p", "u", g, check_generation=True)
+
+    vcpu = Inventory("VCPU", 10, max_unit=8)
+    store.write_sync(lambda tx: sa.reshape(
+        tx, {U1: (g1, {"DISK_GB": Inventory("DISK_GB", 2048)}), U2: (0, {"VCPU": vcpu})},
+        [cw(c0, {U1: {"DISK_GB": 1000}}, 1), cw(c1, {U2: {"VCPU": 6}}, 1),
+         cw(c2, {U1: {"DISK_GB": 20}, U2: {"VCPU": 1}}, 1)]))
+    assert (gen(U1), gen(U2)) == (g1 + 3, 3)
+    assert store.read_sync(lambda tx: (tx.usages(U1), tx.usages(U2))) == \
+        ({"DISK_GB": 1020}, {"VCPU": 7})
+    store.write_sync(lambda tx: sa.reshape(
+        tx, {U1: (g1 + 3, {"DISK_GB": Inventory("DISK_GB", 2048), "VCPU": vcpu}), U2: (3, {})},
+        [cw(c0, {U1: {"DISK_GB": 1000}}, 2), cw(new, {U1: {"VCPU": 8}}, None),
+         cw(c1, {}, 2), cw(c2, {U1: {"DISK_GB": 20, "VCPU": 1}}, 2)]))
+    assert (gen(U1), gen(U2)) == (g1 + 6, 5)
+    assert store.read_sync(lambda tx: (tx.usages(U1), tx.usages(U2), tx.consumer(c1))) == \
+        ({"DISK_GB": 1020, "VCPU": 9}, {}, None)
