@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import errno
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import trio
@@ -65,6 +65,7 @@ from storage_node.object_core import (
 from storage_node.paths import BackendPath, hash_for
 
 WRITE_BATCH = 1 << 20
+SMALL_BODY = 1 << 20  # bodies up to this size are read whole, then written in one thread hop
 
 
 class Counters:
@@ -119,6 +120,41 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         check_put_or_delete(ctx.index(bp.drive).get(bp.partition, loc.hash), ts)
         return loc, ObjectWriter(ctx.drive_layer, root)
 
+    if req.content_length is not None and req.content_length <= SMALL_BODY:
+        # Small body: read it first, then one thread hop does the 409 check,
+        # write, fsync, rename, directory fsync and settle (fewer wake-ups).
+        try:
+            body = await req.read()
+        except (ClientDisconnect, BodyTimeout) as exc:
+            return Response.text(exc.status, exc.message or "client disconnected")
+        if len(body) != req.content_length:
+            return Response.text(499, "body shorter than Content-Length")
+
+        def write_all() -> tuple[ObjectLocation, ObjectWriter, ObjectRecord]:
+            loc, writer = begin()
+            try:
+                writer.write(body)
+                writer.finish(bp.name, headers, req.headers.get("etag"))
+                return loc, writer, writer.commit(loc, ts)
+            except BaseException:
+                writer.abort()
+                raise
+
+        loc, writer, rec = await ctx.run(bp.drive, write_all)
+    else:
+        loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, limit, begin)
+    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
+    meta = writer.meta
+    await _update_containers(ctx, req, bp, loc.hash, "PUT", ts, meta["size"],
+                             headers["content-type"], meta["etag"])
+    return Response(201, {"ETag": meta["etag"], "X-Backend-Timestamp": ts.internal})
+
+
+async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Timestamp, headers: dict[str, str],
+                        limit: int, begin: Callable[[], tuple[ObjectLocation, ObjectWriter]],
+                        ) -> tuple[ObjectLocation, ObjectWriter, ObjectRecord]:
+    """Stream a large or chunked body to the temp file in ``WRITE_BATCH``
+    pieces; on any failure the temp file is removed before re-raising."""
     loc, writer = await ctx.run(bp.drive, begin)
     committed = False
     try:
@@ -143,18 +179,14 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
 
         rec = await ctx.run(bp.drive, finish)
         committed = True
+        return loc, writer, rec
     except (ClientDisconnect, BodyTimeout) as exc:
         await _abort(ctx, bp.drive, writer)
-        return Response.text(exc.status, exc.message or "client disconnected")
+        raise ObjectError(exc.status, exc.message or "client disconnected") from exc
     except BaseException:
         if not committed:
             await _abort(ctx, bp.drive, writer)
         raise
-    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
-    meta = writer.meta
-    await _update_containers(ctx, req, bp, loc.hash, "PUT", ts, meta["size"],
-                             headers["content-type"], meta["etag"])
-    return Response(201, {"ETag": meta["etag"], "X-Backend-Timestamp": ts.internal})
 
 
 async def _abort(ctx: NodeContext, drive: str, writer: ObjectWriter) -> None:
@@ -196,6 +228,13 @@ def _open(ctx: NodeContext, bp: BackendPath, head: bool) -> tuple[ObjectLocation
     loc = _loc(ctx, bp, root)
     idx = ctx.index(bp.drive)
     rec = idx.get(bp.partition, loc.hash)
+    if rec is None and ctx.drive_layer.listdir(loc.dir):
+        # Files without a row (a crash between rename and index commit): the
+        # files are the truth, so rebuild the row rather than answer a false
+        # 404 (invariant 2). One listdir per true 404.
+        with ctx.drive_layer.lock_dir(loc.dir):
+            rec = settle(ctx.drive_layer, loc)
+        idx.apply([idx.op_put_row(bp.partition, loc.hash, rec)])
     for _ in range(2):
         if rec is None or not rec.exists or rec.expired(ctx.clock()):
             return loc, rec, None

@@ -181,6 +181,13 @@ def test_client_hangs_up_mid_put_leaves_nothing(node):
                   "Content-Length: 100000\r\n\r\n".encode() + b"x" * 70000)
     assert wait_for(lambda: 'status":499' in "\n".join(node.proc.output))
     assert tmp_files(node.drives["d1"]) == []
+    # a large body streams to a temp file first: that file must go too
+    with socket.create_connection((node.proc.host, node.proc.port)) as s:
+        s.sendall(f"PUT /d1/5/a/c/hang HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(2)}\r\n"
+                  f"Content-Length: {3 << 20}\r\n\r\n".encode() + b"x" * (2 << 20))
+        assert wait_for(lambda: tmp_files(node.drives["d1"]) != [])
+    assert wait_for(lambda: "\n".join(node.proc.output).count('status":499') == 2)
+    assert tmp_files(node.drives["d1"]) == []
     assert node.get("/d1/5/a/c/hang").status_code == 404
     assert not node.obj_dir("d1", "a/c/hang").exists() or not list(node.obj_dir("d1", "a/c/hang").iterdir())
 
@@ -299,3 +306,16 @@ def test_expired_object_reads_as_missing(node):
     while node.get("/d1/5/a/c/exp").status_code == 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert node.get("/d1/5/a/c/exp").status_code == 404
+
+
+def test_files_without_index_rows_are_still_served(node):
+    assert node.put("/d1/5/a/c/o", b"durable", 1).status_code == 201
+    node.stop()
+    env = lmdb.open(str(node.drives["d1"] / "index.lmdb"), max_dbs=64)
+    with env.begin(write=True) as txn:
+        txn.drop(env.open_db(b"objects", txn=txn), delete=False)  # a crash lost the row
+    env.close()
+    node.start()
+    g = node.get("/d1/5/a/c/o")
+    assert g.status_code == 200 and g.content == b"durable"
+    assert node.client.request("REPLICATE", node.url("/d1/5")).json() != {}

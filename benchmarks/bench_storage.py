@@ -1,0 +1,166 @@
+"""``ringstack bench storage``: direct object PUT/GET against one storage node.
+
+Starts a real ``ringstack serve storage`` process on one drive directory
+(a temp dir, or ``--drive-dir``), then for each object size and concurrency
+drives it with the pooled h11 client (``common.http.HTTPClient``) for
+``--seconds``: PUTs of new names, then GETs of those names. Reports ops/s,
+p50/p99 latency and the server's CPU per operation (from /proc), once with
+LMDB group commit and once without (``--no-group-commit``), so the effect of
+batching the index fsyncs is visible. The data file's own fsync is never
+skipped in either mode.
+
+Client and server share the machine's cores: the figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import trio
+
+from benchmarks._common import bar_plot, emit
+
+HELP = "direct PUT/GET 4 KiB and 1 MiB at concurrency 1/8/32 against one storage node (group commit on/off)"
+READY_RE = re.compile(r"^READY (\S+) ([0-9.]+):(\d+)\s*$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=2.0, help="per cell (default: %(default)s)")
+    parser.add_argument("--sizes", default="4096,1048576", help="object sizes in bytes (default: %(default)s)")
+    parser.add_argument("--concurrency", default="1,8,32", help="(default: %(default)s)")
+    parser.add_argument("--modes", default="group,nogroup", help="group commit on/off (default: %(default)s)")
+    parser.add_argument("--drive-dir", default="", help="parent dir for the drive (default: a temp dir)")
+    parser.add_argument("--log-level", default="INFO", help="server log level (default: %(default)s)")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(drive: str, group: bool, log_level: str) -> tuple[subprocess.Popen[str], int]:
+    argv = [sys.executable, "-m", "cli.main", "serve", "storage", "--drives", f"d1={drive}", "--port", "0",
+            "--log-level", log_level]
+    if not group:
+        argv.append("--no-group-commit")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = READY_RE.match(line.strip())
+        if m:
+            return proc, int(m.group(3))
+    proc.wait()
+    raise RuntimeError(f"storage server exited {proc.returncode} before READY")
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+async def _cell(port: int, method: str, size: int, conc: int, seconds: float, names: list[str],
+                ts_base: list[int]) -> dict[str, Any]:
+    from common.http import HTTPClient
+
+    client = HTTPClient()
+    body = os.urandom(size)
+    lat: list[float] = []
+    errors = 0
+    deadline = trio.current_time() + seconds
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        nonlocal errors
+        while trio.current_time() < deadline:
+            i = next(counter)
+            if method == "PUT":
+                name = f"/d1/{i % 64}/bench/c{size}/o{len(names)}"
+                ts_base[0] += 1
+                headers = {"X-Timestamp": f"{ts_base[0] / 100000:.5f}", "Content-Type": "application/octet-stream",
+                           "Content-Length": str(size)}
+                t0 = time.perf_counter()
+                resp = await client.request("PUT", "127.0.0.1", port, name, headers=headers, body=body, timeout=60)
+                ok = resp.status == 201
+                if ok:
+                    names.append(name)
+            else:
+                name = names[i % len(names)]
+                t0 = time.perf_counter()
+                async with client.stream("GET", "127.0.0.1", port, name, timeout=60) as resp:
+                    n = 0
+                    async for chunk in resp.iter_body():
+                        n += len(chunk)
+                ok = resp.status == 200 and n == size
+            lat.append(time.perf_counter() - t0)
+            if not ok:
+                errors += 1
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(conc):
+            nursery.start_soon(worker)
+    wall = time.perf_counter() - t0
+    await client.aclose() if hasattr(client, "aclose") else None
+    return {"ops": len(lat), "ops_per_s": round(len(lat) / wall, 1),
+            "p50_ms": round(_pct(lat, 0.5) * 1000, 2), "p99_ms": round(_pct(lat, 0.99) * 1000, 2),
+            "errors": errors, "MB_per_s": round(len(lat) * size / wall / 1e6, 1)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    concs = [int(c) for c in args.concurrency.split(",")]
+    results: dict[str, Any] = {"seconds_per_cell": args.seconds, "cpus": os.cpu_count(), "cells": []}
+    for mode in args.modes.split(","):
+        parent = tempfile.mkdtemp(prefix="bench-storage-", dir=args.drive_dir or None)
+        drive = os.path.join(parent, "d1")
+        os.mkdir(drive)
+        proc, port = _start(drive, mode == "group", args.log_level)
+        ts_base = [int(time.time() * 100000)]
+        try:
+            for size in sizes:
+                for conc in concs:
+                    names: list[str] = []
+                    for method in ("PUT", "GET"):
+                        cpu0 = _cpu_seconds(proc.pid)
+                        cell = trio.run(_cell, port, method, size, conc, args.seconds, names, ts_base)
+                        cpu = _cpu_seconds(proc.pid) - cpu0
+                        cell.update(mode=mode, method=method, size=size, concurrency=conc,
+                                    server_cpu_ms_per_op=round(cpu * 1000 / max(1, cell["ops"]), 3))
+                        results["cells"].append(cell)
+                        print(f"# {mode:8s} {method:3s} {size:>8d}B c={conc:<3d} {cell['ops_per_s']:>8.1f} ops/s "
+                              f"p50 {cell['p50_ms']:.2f} ms p99 {cell['p99_ms']:.2f} ms "
+                              f"cpu {cell['server_cpu_ms_per_op']:.3f} ms/op", file=sys.stderr, flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(parent, ignore_errors=True)
+    emit("storage", results, args.out)
+    _plot(results, args.out)
+    return results
+
+
+def _plot(results: dict[str, Any], out: str | None) -> None:
+    if not out:
+        return
+    cells = results["cells"]
+    for method in ("PUT", "GET"):
+        groups = sorted({(c["size"], c["concurrency"]) for c in cells if c["method"] == method})
+        series = {}
+        for mode in sorted({c["mode"] for c in cells}):
+            by = {(c["size"], c["concurrency"]): c["ops_per_s"] for c in cells
+                  if c["method"] == method and c["mode"] == mode}
+            series[mode] = [by.get(g) for g in groups]
+        bar_plot(os.path.join(out, f"storage_{method.lower()}.png"), f"storage node {method} ops/s",
+                 [f"{s // 1024}K c{c}" for s, c in groups], series, "ops/s", log=True)
