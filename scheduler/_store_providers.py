@@ -284,8 +284,8 @@ def delete_class(tx: Tx, name: str) -> None:
     if tx.get("classes", name) is None:
         raise not_found(f"No such resource class {name}.")
     if _class_in_use(tx, name):
-        raise conflict(f"Unable to delete resource class {name}: Resource class in use: "
-                       "the class has inventory.")
+        raise conflict(f"Unable to delete resource class {name}: Class is in use in "
+                       "inventory.")
     tx.delete("classes", name)
 
 
