@@ -34,11 +34,9 @@ from storage_node.listing_db import DbRef, DbState, ListingDbs, NotFound, contai
 from storage_node.listing_store import store_for
 from storage_node.paths import BackendPath
 from storage_node.rows_core import (
-    DbInfo,
     RowError,
     canonical_header,
     info_from_dict,
-    merge_info,
     row_from_list,
 )
 from storage_node.rows_core import row_to_list as _row_to_list
@@ -263,7 +261,7 @@ async def replicate(request: Request, ctx: Any, kind: str, p: BackendPath) -> Re
         if op == "merge":
             rows = [row_from_list(item) for item in body.get("rows", [])]
             info = info_from_dict(body["info"]) if body.get("info") else None
-            changed, st = await store.write(_merge_op, ref, p.partition, rows, info)
+            changed, st = await store.write(ListingDbs.merge_rows, ref, p.partition, rows, info)
             return _json(200, {"changed": changed, "summary": st.summary()})
         if op == "reclaim":
             now = Timestamp.from_seconds(ctx.clock())
@@ -291,26 +289,6 @@ async def _rows_since(store: Any, ref: DbRef, kind: str, point: int, limit: int)
 
     out = await store.read(read)
     return not_found(None, kind) if out is None else _json(200, out)
-
-
-def _merge_op(dbs: ListingDbs, txn: Any, ref: DbRef, part: int, rows: list[Any],
-              info: DbInfo | None) -> tuple[int, DbState]:
-    st = dbs.state(txn, ref)
-    if st is None:
-        if info is None:
-            raise NotFound(f"{ref.kind} not found (send info to create it)")
-        st = dbs.create(txn, ref, part, info)
-    else:
-        st = dbs.note_partition(txn, st, part)
-    if info is not None:
-        merged = merge_info(st.info, info)
-        if merged != st.info:
-            st = dbs.set_info(txn, st, merged)
-    changed = 0
-    for row in rows:
-        st, did = dbs.merge_row(txn, st, row)
-        changed += did
-    return changed, st
 
 
 def _reclaim_op(dbs: ListingDbs, txn: Any, ref: DbRef, now: Timestamp,

@@ -49,6 +49,7 @@ from storage_node.rows_core import (
     RowError,
     info_from_dict,
     info_to_dict,
+    merge_info,
     merge_rows,
     reclaimable,
     row_digest,
@@ -300,6 +301,28 @@ class ListingDbs:
         if st.ref.kind == "container" and (r0, o0, b0) != (r1, o1, b1):
             txn.put(st.ref.key, b"", db=self.dirty)
         return st, True
+
+    def merge_rows(self, txn: lmdb.Transaction, ref: DbRef, part: int, rows: list[Row],
+                   info: DbInfo | None = None) -> tuple[int, DbState]:
+        """Replication's merge (S1): rows and info pushed by a peer, each by its
+        merge rule; creates the database when ``info`` is given (else
+        ``NotFound``). Returns (rows changed, state)."""
+        st = self.state(txn, ref)
+        if st is None:
+            if info is None:
+                raise NotFound(f"{ref.kind} not found (send info to create it)")
+            st = self.create(txn, ref, part, info)
+        elif part not in st.partitions:
+            st = self.note_partition(txn, st, part)
+        if info is not None:
+            merged = merge_info(st.info, info)
+            if merged != st.info:
+                st = self.set_info(txn, st, merged)
+        changed = 0
+        for row in rows:
+            st, did = self.merge_row(txn, st, row)
+            changed += did
+        return changed, st
 
     def reclaim(self, txn: lmdb.Transaction, st: DbState, now: Timestamp,
                 reclaim_age: float) -> tuple[DbState, int]:

@@ -21,8 +21,8 @@ import lmdb
 
 from storage_node.drive import DriveUnavailable
 from storage_node.index import GroupCommitter
-from storage_node.listing_db import DbState, ListingDbs
-from storage_node.rows_core import Row
+from storage_node.listing_db import DbRef, DbState, ListingDbs
+from storage_node.rows_core import DbInfo, Row
 
 T = TypeVar("T")
 Runner = Callable[..., Awaitable[Any]]  # run(fn, *args) in the drive's thread pool
@@ -73,7 +73,13 @@ class ListingStore:
 
     # -- the replication row-sync API (S1) -------------------------------------
     async def rows_since(self, state: DbState, point: int, limit: int = 1000) -> tuple[list[Row], int]:
+        """Rows written after row id ``point`` and the point to ask from next."""
         return await self.read(lambda dbs, txn: dbs.rows_since(txn, state, point, limit))
+
+    async def merge_rows(self, ref: DbRef, part: int, rows: list[Row],
+                         info: DbInfo | None = None) -> tuple[int, DbState]:
+        """Merge a peer's rows (and info) in one group-committed write."""
+        return await self.write(ListingDbs.merge_rows, ref, part, rows, info)
 
 
 _DBS: dict[Path, ListingDbs] = {}
