@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import lmdb
 
@@ -57,7 +57,7 @@ class Tx:
     # -- raw JSON rows -------------------------------------------------------
     def get(self, table: str, key: str) -> Any:
         raw = self.txn.get(key.encode(), db=self.dbs[table])
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else json.loads(cast(bytes, raw))
 
     def put(self, table: str, key: str, value: Any) -> None:
         if table in PROVIDER_TABLES:
@@ -71,11 +71,11 @@ class Tx:
 
     def items(self, table: str) -> Iterator[tuple[str, Any]]:
         for key, raw in self.txn.cursor(db=self.dbs[table]):
-            yield key.decode(), json.loads(raw)
+            yield cast(bytes, key).decode(), json.loads(cast(bytes, raw))
 
     def keys(self, table: str) -> Iterator[str]:
         for key in self.txn.cursor(db=self.dbs[table]).iternext(keys=True, values=False):
-            yield key.decode()
+            yield cast(bytes, key).decode()
 
     def counter(self, name: str) -> int:
         raw = self.txn.get(name.encode(), db=self.dbs["meta"])

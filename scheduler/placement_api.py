@@ -46,7 +46,7 @@ from .microversion import (
 from .store import PlacementStore
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content"}
-HandlerFn = Callable[["PlacementApp", Ctx], Awaitable[Reply]]
+HandlerFn = Callable[..., Awaitable[Reply]]
 _log = logging.getLogger("ringstack.placement")
 MAX_BODY = 64 * 1024 * 1024
 
@@ -83,7 +83,7 @@ async def _candidates(app: PlacementApp, ctx: Ctx) -> Reply:
 
 
 _UUID = r"(?P<uuid>[^/]+)"
-ROUTES: list[tuple[re.Pattern[str], dict[str, HandlerFn]]] = [
+ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [  # method -> HandlerFn
     (re.compile(p + r"/?$" if p != "/" else r"^/$"), m) for p, m in [
         ("/", {"GET": _root}),
         ("^/resource_providers", {"GET": rps.list_providers, "POST": rps.create_provider}),
