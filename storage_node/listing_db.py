@@ -4,9 +4,11 @@ Every container (and account) on a drive is one logical *database*: its info
 record plus its rows, stored in named sub-databases of the drive's one LMDB
 environment (``NodeContext.env``):
 
-- ``listing.info``: ``ref.key`` -> JSON ``DbState`` (info, live row count,
-  object count, bytes, row hash, max row id, db id, partitions).
-  ``b"\\x00next_cid"`` holds the next database number (``cid``).
+- ``listing.info``: ``ref.key`` -> JSON of what rarely changes (info, db id,
+  ``cid``, partitions, account targets); ``ref.key + b"#"`` -> packed
+  counters every row write updates (live rows, objects, bytes, row hash, max
+  row id, stats timestamp). ``b"\\x00next_cid"`` holds the next database
+  number (``cid``).
 - ``listing.rows``: ``cid(8) + name`` -> the row (JSON, with its row id).
   Keys sort as names sort (UTF-8 byte order = code point order), so a listing
   with marker/prefix is one cursor range scan. LMDB keys stop at 511 bytes:
