@@ -61,6 +61,8 @@ class StorageSettings:
     auditor_bytes_per_second: float = 0.0  # 0: no auditor task in the server
     auditor_interval: float = 3600.0
     max_object_size: int = 5 << 30
+    reserve_bytes: int = 16 << 20  # PUTs get 507 below this much free space; deletes and POSTs still work
+    index_root: str = ""  # LMDB at <index_root>/<drive>/ instead of <drive>/ (in-memory drive layer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +93,19 @@ class NodeContext:
 
     def env(self, drive: str) -> lmdb.Environment:
         """(thread) The drive's LMDB environment."""
-        root = self.check_drive(drive)
+        base = self._index_base(drive)
         try:
-            return open_env(root, self.settings.index_map_size)
+            return open_env(base, self.settings.index_map_size)
         except lmdb.Error as exc:
             raise DriveUnavailable(f"drive {drive!r}: cannot open its index: {exc}") from exc
+
+    def _index_base(self, drive: str) -> Path:
+        root = self.check_drive(drive)
+        if not self.settings.index_root:
+            return root
+        base = Path(self.settings.index_root) / drive
+        base.mkdir(parents=True, exist_ok=True)
+        return base
 
     def index(self, drive: str) -> DriveIndex:
         """(thread) The object index of the drive (cached)."""
@@ -109,7 +119,8 @@ class NodeContext:
         (call ``ctx.env`` or ``ctx.index`` in a thread first)."""
         c = self.committers.get(drive)
         if c is None:
-            env = open_env(self.root(drive), self.settings.index_map_size)
+            base = Path(self.settings.index_root) / drive if self.settings.index_root else self.root(drive)
+            env = open_env(base, self.settings.index_map_size)
             c = self.committers.setdefault(
                 drive, GroupCommitter(env, self.limiters[drive], self.settings.group_commit))
         return c

@@ -55,6 +55,7 @@ class DriveLayer(Protocol):
     def remove_empty_dirs(self, path: Path, stop: Path) -> None: ...
     def lock_dir(self, path: Path) -> AbstractContextManager[None]: ...
     def lock_partition(self, root: Path, partition: int, shared: bool) -> AbstractContextManager[None]: ...
+    def free_bytes(self, root: Path) -> int: ...
 
 
 # -- real disk ---------------------------------------------------------------
@@ -146,6 +147,10 @@ class DiskDrives:
 
     def open_temp(self, root: Path) -> TempFile:
         return _DiskTemp(root)
+
+    def free_bytes(self, root: Path) -> int:
+        st = os.statvfs(root)
+        return st.f_bavail * st.f_frsize
 
     def open_read(self, path: Path) -> ReadHandle:
         return _DiskReader(path)
@@ -243,6 +248,12 @@ class MemoryDrives:
 
     def open_temp(self, root: Path) -> TempFile:
         return _MemTemp(self, root)
+
+    def free_bytes(self, root: Path) -> int:
+        if self.capacity is None:
+            return 1 << 62
+        with self._lock:
+            return max(0, self.capacity - self._used(root))
 
     def open_read(self, path: Path) -> ReadHandle:
         with self._lock:

@@ -47,6 +47,7 @@ from storage_node.diskfile import (
     settle,
     write_small,
 )
+from storage_node.drive import DriveUnavailable
 from storage_node.integrity import CHUNK_SIZE, CorruptData
 from storage_node.object_core import (
     META,
@@ -118,6 +119,9 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         root = ctx.check_drive(bp.drive)
         loc = _loc(ctx, bp, root)
         check_put_or_delete(ctx.index(bp.drive).get(bp.partition, loc.hash), ts)
+        need = ctx.settings.reserve_bytes + (req.content_length or 0)
+        if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
+            raise DriveUnavailable(f"drive {bp.drive!r} is full")
         return loc, ObjectWriter(ctx.drive_layer, root)
 
     if req.content_length is not None and req.content_length <= SMALL_BODY:
