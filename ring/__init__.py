@@ -1,10 +1,15 @@
 """ring: inventory, builder, ring files and lookups (see DESIGN.md, "Rings").
 
-Re-exports the package's public names.
+Re-exports the package's public names. The builder side (inventory, builder,
+builder file) is imported on first use, so servers that only look names up
+never load it, and a builder mid-rebuild cannot break lookups.
 """
 
-from ring.builder import RebalanceReport, RingBuilder, RingValidationError
-from ring.builderfile import RING_NAMES, BuilderFileError, ClusterBuilder
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from ring.hashing import (
     BadName,
     get_partition,
@@ -14,28 +19,40 @@ from ring.hashing import (
     partition_of_path,
     suffix_of,
 )
-from ring.inventory import Change, Drive, Host, Inventory, InventoryError
 from ring.lookup import Ring
 from ring.ringfile import FORMAT_VERSION, RingData, RingDevice, RingFileError, read_ring, write_ring
 
+_LAZY = {
+    "RebalanceReport": "ring.builder",
+    "RingBuilder": "ring.builder",
+    "RingValidationError": "ring.builder",
+    "RING_NAMES": "ring.builderfile",
+    "BuilderFileError": "ring.builderfile",
+    "ClusterBuilder": "ring.builderfile",
+    "Change": "ring.inventory",
+    "Drive": "ring.inventory",
+    "Host": "ring.inventory",
+    "Inventory": "ring.inventory",
+    "InventoryError": "ring.inventory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "FORMAT_VERSION",
-    "RING_NAMES",
     "BadName",
-    "BuilderFileError",
-    "Change",
-    "ClusterBuilder",
-    "Drive",
-    "Host",
-    "Inventory",
-    "InventoryError",
-    "RebalanceReport",
     "Ring",
-    "RingBuilder",
     "RingData",
     "RingDevice",
     "RingFileError",
-    "RingValidationError",
     "get_partition",
     "hash_seed",
     "name_path",
@@ -44,4 +61,5 @@ __all__ = [
     "read_ring",
     "suffix_of",
     "write_ring",
+    *_LAZY,
 ]

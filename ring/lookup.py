@@ -71,7 +71,7 @@ class _State:
 
     __slots__ = (
         "data", "checksum", "stat", "shift", "devices", "part_nodes", "_ext",
-        "table", "region", "zone", "host", "candidates", "has_holes",
+        "table", "region", "zone", "host", "candidates", "has_holes", "rows",
     )
 
     def __init__(self, data: RingData, checksum: bytes, stat: tuple[int, int, int] | None) -> None:
@@ -94,6 +94,8 @@ class _State:
             keys = (dev.region, (dev.region, dev.zone), (dev.region, dev.zone, dev.host))
             for arr, index, key in zip((self.region, self.zone, self.host), tiers, keys, strict=True):
                 arr[dev.id] = index.setdefault(key, len(index))
+        # memoryviews index to Python ints without numpy scalar overhead (the lazy fill path)
+        self.rows = [memoryview(row) for row in self.table]
         present = self.table[self.table >= 0]
         self.candidates = np.unique(present).astype(np.int32)
         parts = data.partitions
@@ -108,8 +110,15 @@ class _State:
             self.part_nodes = [None] * parts
 
     def fill(self, part: int) -> tuple[RingDevice, ...]:
+        """Build, cache and return the primaries of ``part`` (partitions past the eager limit)."""
         ext = self._ext
-        nodes = tuple(d for d in (ext[int(i)] for i in self.table[:, part]) if d is not None)
+        if len(self.rows) == 3 and not self.has_holes:
+            r0, r1, r2 = self.rows
+            nodes: tuple[Any, ...] = (ext[r0[part]], ext[r1[part]], ext[r2[part]])
+        else:
+            nodes = tuple([ext[row[part]] for row in self.rows])
+            if self.has_holes:
+                nodes = tuple(d for d in nodes if d is not None)
         self.part_nodes[part] = nodes
         return nodes
 

@@ -199,7 +199,9 @@ def test_ring_rewrite_same_content_keeps_state(ring_path: Path) -> None:
     assert ring.reload_if_changed() is False
 
 
-def test_ring_holes_in_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("eager", [lookup_mod.EAGER_PARTITIONS, 0])
+def test_ring_holes_in_table(monkeypatch: pytest.MonkeyPatch, eager: int) -> None:
+    monkeypatch.setattr(lookup_mod, "EAGER_PARTITIONS", eager)
     devs = layout(1, 1, 1, 2)
     table = np.array([[0, 1], [-1, 0]], dtype=np.int32)
     ring = Ring.from_data(RingData(1, 2, table, devs), SECRET)
