@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -28,6 +29,8 @@ MAX_MANIFEST_SEGMENTS = 1000
 MAX_MANIFEST_SIZE = 8 * 1024 * 1024
 SYSMETA_SLO_ETAG = "x-object-sysmeta-slo-etag"
 SYSMETA_SLO_SIZE = "x-object-sysmeta-slo-size"
+_XML_OBJECT = re.compile(rb"<object>.*?</object>", re.S)
+_XML_FIELD = re.compile(rb"<(bytes|content_type)>([^<]*)</\1>")
 
 
 class SloError(Exception):
@@ -389,3 +392,69 @@ def conditional_status(headers: Any, etag: str, last_modified: str, method: str)
             except (TypeError, ValueError):
                 pass
     return None
+
+
+def manifest_content_type(content_type: str, total: int, etag: str) -> str:
+    """The stored manifest's Content-Type carries the large object's size
+    and ETag as parameters (Swift's ``swift_bytes``), so the container row
+    the storage node writes from it can be shown as Swift shows an SLO."""
+    return f"{content_type};swift_bytes={total};slo_etag={etag}"
+
+
+def clean_content_type(content_type: str) -> tuple[str, int | None, str | None]:
+    """(Content-Type without our parameters, swift_bytes, slo_etag)."""
+    if "swift_bytes=" not in content_type and "slo_etag=" not in content_type:
+        return content_type, None, None
+    keep: list[str] = []
+    size: int | None = None
+    etag: str | None = None
+    for i, part in enumerate(content_type.split(";")):
+        key, _, value = part.strip().partition("=")
+        if i and key == "swift_bytes" and value.isdigit():
+            size = int(value)
+        elif i and key == "slo_etag":
+            etag = value
+        else:
+            keep.append(part)
+    return ";".join(keep), size, etag
+
+
+def rewrite_listing(body: bytes, is_json: bool) -> bytes:
+    """Container listing rows of SLO manifests: ``bytes`` becomes the large
+    object's size, ``content_type`` loses our parameters, and ``slo_etag``
+    (quoted) is added, as in Swift's listings (JSON or XML)."""
+    if not is_json:
+        return _XML_OBJECT.sub(_rewrite_xml_object, body)
+    try:
+        items = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(items, list):
+        return body
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("content_type"), str):
+            continue
+        ctype, size, etag = clean_content_type(item["content_type"])
+        if size is None and etag is None:
+            continue
+        item["content_type"] = ctype
+        if size is not None:
+            item["bytes"] = size
+        if etag is not None:
+            item["slo_etag"] = f'"{etag}"'
+    return json.dumps(items).encode()
+
+
+def _rewrite_xml_object(m: re.Match[bytes]) -> bytes:
+    block = m.group(0)
+    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in _XML_FIELD.findall(block)}
+    ctype, size, etag = clean_content_type(fields.get("content_type", ""))
+    if size is None and etag is None:
+        return block
+    block = block.replace(f"<content_type>{fields['content_type']}</content_type>".encode(),
+                          f"<content_type>{ctype}</content_type>".encode())
+    if size is not None and "bytes" in fields:
+        block = block.replace(f"<bytes>{fields['bytes']}</bytes>".encode(), f"<bytes>{size}</bytes>".encode())
+    if etag is not None:
+        block = block.replace(b"</object>", f'<slo_etag>"{etag}"</slo_etag></object>'.encode())
+    return block

@@ -57,6 +57,18 @@ def _is_slo(resp: Response) -> bool:
     return 200 <= resp.status < 300 and _true(resp.headers.get("x-static-large-object"))
 
 
+def _slo_meta(headers: Any) -> tuple[str, int] | None:
+    """(SLO ETag, size) from a manifest's headers without reading it: sysmeta
+    when the proxy kept it, else our Content-Type parameters."""
+    etag, size = headers.get(core.SYSMETA_SLO_ETAG), headers.get(core.SYSMETA_SLO_SIZE) or ""
+    if etag and size.isdigit():
+        return etag, int(size)
+    _, swift_bytes, slo_etag = core.clean_content_type(headers.get("content-type") or "")
+    if swift_bytes is not None and slo_etag:
+        return slo_etag, swift_bytes
+    return None
+
+
 def _out_type(request: Request) -> str:
     accept = request.headers.get("accept") or ""
     return "application/json" if "application/json" in accept else "text/plain"
@@ -68,6 +80,8 @@ class StaticLargeObject:
 
     async def __call__(self, request: Request) -> Response:
         parts = split_swift_path(request.path)
+        if parts is not None and parts[1] is not None and parts[2] is None and request.method == "GET":
+            return await self._listing(request)
         if parts is None or parts[2] is None:
             return await self.app(request)
         mm = request.query.get("multipart-manifest")
@@ -150,10 +164,26 @@ class StaticLargeObject:
         headers.set("etag", hashlib.md5(data, usedforsecurity=False).hexdigest())
         headers.set(core.SYSMETA_SLO_ETAG, etag)
         headers.set(core.SYSMETA_SLO_SIZE, str(total))
+        # the container row shows the large object's size and SLO ETag (as Swift)
+        headers.set("content-type", core.manifest_content_type(headers["content-type"], total, etag))
         sub = subrequest(request, "PUT", request.path, headers, data)
         resp: Response = await self.app(sub)
         if 200 <= resp.status < 300:
             resp.headers.set("etag", f'"{etag}"')
+        return resp
+
+    async def _listing(self, request: Request) -> Response:
+        """Container listings show an SLO with its total size and quoted
+        ``slo_etag`` (read from the manifest row's Content-Type parameters)."""
+        resp: Response = await self.app(request)
+        ctype = resp.headers.get("content-type") or ""
+        if resp.status != 200 or not ("json" in ctype or "xml" in ctype):
+            return resp
+        body = await resp.read_body()
+        if b"swift_bytes=" in body:
+            body = core.rewrite_listing(body, "json" in ctype)
+        resp.body = body
+        resp.headers.set("content-length", str(len(body)))
         return resp
 
     # -- GET / HEAD ---------------------------------------------------------
@@ -162,6 +192,7 @@ class StaticLargeObject:
             resp = await self.app(request)
             if not _is_slo(resp) or resp.status != 200:
                 return resp
+            resp.headers.set("content-type", core.clean_content_type(resp.headers.get("content-type") or "")[0])
             if request.query.get("format") == "raw":
                 raw = core.raw_format(json.loads(await resp.read_body()))
                 resp.headers.set("etag", hashlib.md5(raw, usedforsecurity=False).hexdigest())
@@ -183,16 +214,18 @@ class StaticLargeObject:
             if not _is_slo(probe):
                 return resp
             await discard(resp)
+            if request.method == "HEAD" and _slo_meta(probe.headers):
+                return await self._slo_response(request, account, probe)
             resp = await self.app(self._plain(request, "GET"))
             if not _is_slo(resp):
                 return resp
-        elif special or request.method == "HEAD" or resp.status != 200:
-            sysmeta = resp.headers.get(core.SYSMETA_SLO_ETAG)
-            if not (request.method == "HEAD" and sysmeta and not special):
-                await discard(resp)
-                resp = await self.app(self._plain(request, "GET"))
-                if not _is_slo(resp):
-                    return resp
+        elif (special or request.method == "HEAD" or resp.status != 200) and not (
+            request.method == "HEAD" and resp.status == 200 and _slo_meta(resp.headers)
+        ):
+            await discard(resp)  # a ranged/conditional answer about the manifest: read it plainly
+            resp = await self.app(self._plain(request, "GET"))
+            if not _is_slo(resp):
+                return resp
         return await self._slo_response(request, account, resp)
 
     def _plain(self, request: Request, method: str) -> Request:
@@ -204,8 +237,9 @@ class StaticLargeObject:
     async def _slo_response(self, request: Request, account: str, resp: Response) -> Response:
         h = resp.headers
         stored: list[dict[str, Any]] | None = None
-        if request.method == "HEAD" and h.get(core.SYSMETA_SLO_ETAG) and h.get(core.SYSMETA_SLO_SIZE):
-            etag, size = h[core.SYSMETA_SLO_ETAG], int(h[core.SYSMETA_SLO_SIZE])
+        meta = _slo_meta(h) if request.method == "HEAD" else None
+        if meta is not None:
+            etag, size = meta
             await discard(resp)
         else:
             try:
@@ -215,9 +249,8 @@ class StaticLargeObject:
             except (ValueError, KeyError, TypeError):
                 return Response.text(500, "Unable to load SLO manifest")
         headers = _Headers([(k, v) for k, v in h.items() if not self._dropped(k)])
-        ctype = headers.get("content-type")
-        if ctype and ";swift_bytes=" in ctype:
-            headers.set("content-type", ctype.split(";swift_bytes=")[0])
+        if headers.get("content-type"):
+            headers.set("content-type", core.clean_content_type(headers["content-type"])[0])
         headers.set("etag", f'"{etag}"')
         if h.get("etag"):
             headers.set("x-manifest-etag", h["etag"].strip('"'))

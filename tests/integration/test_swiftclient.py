@@ -116,6 +116,10 @@ def test_swift_cli_slo_upload_download_range_delete(cluster, conn, tmp_path):
     seg_etags = "".join(s["hash"] for s in segments)
     assert hdrs["etag"] == f'"{hashlib.md5(seg_etags.encode()).hexdigest()}"'
 
+    # the listing shows the large object's size and SLO ETag, as Swift's does
+    _, listing = conn.get_container("large")
+    assert [(i["name"], i["bytes"], i["slo_etag"]) for i in listing] == [("big.bin", len(data), hdrs["etag"])]
+
     run_swift(cluster, tmp_path, "download", "large", "big.bin", "-o", "out.bin")
     assert hashlib.md5((tmp_path / "out.bin").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
 

@@ -114,3 +114,25 @@ def test_conditionals():
     assert core.conditional_status({"if-match": "zzz"}, "abc", "", "GET") == 412
     assert core.conditional_status({"if-none-match": "abc"}, "abc", "", "GET") == 304
     assert core.conditional_status({"if-none-match": "*"}, "abc", "", "HEAD") == 304
+
+
+def test_manifest_content_type_round_trip_and_listing_rewrite():
+    ct = core.manifest_content_type("video/mp4", 3145728, "abc123")
+    assert core.clean_content_type(ct) == ("video/mp4", 3145728, "abc123")
+    assert core.clean_content_type("text/plain; charset=utf-8") == ("text/plain; charset=utf-8", None, None)
+    listing = json.dumps([
+        {"name": "m", "hash": "d00e", "bytes": 166, "content_type": ct, "last_modified": "x"},
+        {"name": "plain", "hash": "e09c", "bytes": 10, "content_type": "text/plain", "last_modified": "x"},
+    ]).encode()
+    rows = json.loads(core.rewrite_listing(listing, True))
+    assert rows[0] == {"name": "m", "hash": "d00e", "bytes": 3145728, "content_type": "video/mp4",
+                       "last_modified": "x", "slo_etag": '"abc123"'}
+    assert rows[1]["bytes"] == 10 and "slo_etag" not in rows[1]
+    xml = (b'<?xml version="1.0" encoding="UTF-8"?>\n<container name="c"><object><name>m</name>'
+           b'<hash>d00e</hash><bytes>166</bytes><content_type>' + ct.encode() + b'</content_type>'
+           b'<last_modified>x</last_modified></object><object><name>p</name><hash>e</hash><bytes>10</bytes>'
+           b'<content_type>text/plain</content_type></object></container>')
+    out = core.rewrite_listing(xml, False)
+    assert b"<bytes>3145728</bytes><content_type>video/mp4</content_type>" in out
+    assert b'<slo_etag>"abc123"</slo_etag></object>' in out
+    assert b"<bytes>10</bytes><content_type>text/plain</content_type></object>" in out
