@@ -466,3 +466,33 @@ def test_secure_rbac_policy(tmp_path_factory: pytest.TempPathFactory) -> None:
                    headers=reader).status_code == 403
     finally:
         proc.stop()
+
+
+async def test_concurrent_http_claims_never_oversubscribe(api: Api, server: ServerProcess) -> None:
+    """Many clients claim on a few providers at once over HTTP (invariant 7)."""
+    import trio
+
+    rps = [new_rp(api, VCPU=7, MEMORY_MB=2048) for _ in range(2)]
+    won: list[tuple[str, int]] = []
+    statuses: list[int] = []
+
+    async def client(k: int) -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            for j in range(6):
+                rp, vcpu = rps[(k + j) % 2], 1 + (k * j) % 3
+                r = await c.put(f"/allocations/{uuid.uuid4()}", headers={
+                    "x-auth-token": "admin", "openstack-api-version": "placement 1.28"},
+                    json={"allocations": {rp: {"resources": {"VCPU": vcpu, "MEMORY_MB": 256}}},
+                          "project_id": "p", "user_id": "u", "consumer_generation": None})
+                statuses.append(r.status_code)
+                if r.status_code == 204:
+                    won.append((rp, vcpu))
+
+    async with trio.open_nursery() as nursery:
+        for k in range(8):
+            nursery.start_soon(client, k)
+    assert set(statuses) <= {204, 409} and 409 in statuses
+    for rp in rps:
+        usage = api("GET", f"/resource_providers/{rp}/usages").json()["usages"]
+        assert usage["VCPU"] == sum(v for r, v in won if r == rp) <= 7
+        assert usage["MEMORY_MB"] == 256 * sum(1 for r, _ in won if r == rp) <= 2048
