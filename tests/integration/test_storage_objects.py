@@ -319,3 +319,23 @@ def test_files_without_index_rows_are_still_served(node):
     g = node.get("/d1/5/a/c/o")
     assert g.status_code == 200 and g.content == b"durable"
     assert node.client.request("REPLICATE", node.url("/d1/5")).json() != {}
+
+
+def test_workers_share_the_drives(tmp_path):
+    n = Node(tmp_path)
+    n.start("--workers", "2")
+    try:
+        def one(i: int) -> tuple[int, bytes]:
+            with httpx.Client(timeout=10) as c:  # a new connection each: spread over the workers
+                h = {"X-Timestamp": ts(i), "Content-Type": "text/plain"}
+                assert c.put(n.url(f"/d1/5/a/c/w{i % 4}"), content=f"v{i}".encode(), headers=h).status_code in (201, 409)
+                return i, c.get(n.url(f"/d1/5/a/c/w{i % 4}")).content
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, range(1, 21)))
+        for k in range(4):
+            newest = max(i for i in range(1, 21) if i % 4 == k)
+            assert n.get(f"/d1/5/a/c/w{k}").content == f"v{newest}".encode()
+        assert len(n.client.request("REPLICATE", n.url("/d1/5")).json()) >= 1
+    finally:
+        n.stop()
+        n.client.close()
