@@ -149,27 +149,54 @@ class Backend:
         headers_for: Callable[[int], Mapping[str, str]],
         body: bytes = b"",
         query: str = "",
+        quorum: int | None = None,
     ) -> list[BackendResponse]:
         """``count`` concurrent requests, each slot retrying on the next node
         of ``nodes`` after an error (5xx, 507, timeout). Returns the last
-        answer of every slot, in slot order."""
+        answer of every slot, in slot order. With ``quorum``: once that many
+        slots answered 2xx the others get ``post_quorum_timeout`` more, then
+        are cut off (a slot cut off before any answer counts as an error)."""
         results: list[BackendResponse | None] = [None] * count
+        state = {"ok": 0, "finished": 0}
+        enough = trio.Event()
+        all_finished = trio.Event()
 
         async def slot(i: int) -> None:
-            while True:
-                node = nodes.next_node()
-                if node is None:
-                    if results[i] is None:
-                        results[i] = BackendResponse(
-                            RingDevice(-1, "", 0, 0, "", 0, "", 0.0), None, error="no node left"
-                        )
-                    return
-                resp = await self.request(node, method, path_for(node), headers_for(i), body, query)
-                results[i] = resp
-                if resp.status is not None and resp.status < 500:
-                    return
+            try:
+                while True:
+                    node = nodes.next_node()
+                    if node is None:
+                        if results[i] is None:
+                            results[i] = BackendResponse(_NO_NODE, None, error="no node left")
+                        return
+                    resp = await self.request(node, method, path_for(node), headers_for(i), body, query)
+                    results[i] = resp
+                    if resp.status is not None and resp.status < 500:
+                        if 200 <= resp.status < 300:
+                            state["ok"] += 1
+                            if quorum is not None and state["ok"] >= quorum:
+                                enough.set()
+                        return
+            finally:
+                state["finished"] += 1
+                if state["finished"] >= count:
+                    all_finished.set()
 
         async with trio.open_nursery() as nursery:
             for i in range(count):
                 nursery.start_soon(slot, i)
-        return [r for r in results if r is not None]
+            if quorum is not None:
+
+                async def cutoff() -> None:
+                    await enough.wait()
+                    with trio.move_on_after(self.conf.post_quorum_timeout):
+                        await all_finished.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(cutoff)
+                await all_finished.wait()
+                nursery.cancel_scope.cancel()
+        return [r if r is not None else BackendResponse(_NO_NODE, None, error="cut off") for r in results]
+
+
+_NO_NODE = RingDevice(-1, "", 0, 0, "", 0, "", 0.0)

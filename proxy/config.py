@@ -60,7 +60,7 @@ class ProxyConfig:
     # logging
     log_requests: bool = True
     # middlewares, outermost first (names known to ``proxy.pipeline``)
-    pipeline: str = "catch_errors proxy_logging healthcheck info tempauth copy slo"
+    pipeline: str = "catch_errors gatekeeper proxy_logging healthcheck info tempauth copy slo"
     # the whole cluster file, for the middlewares: ``conf.section("tempauth")``
     cluster: ClusterConfig = field(default_factory=ClusterConfig, compare=False, repr=False)
 

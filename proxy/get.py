@@ -67,6 +67,7 @@ class _Source:
     status: int
     headers: Headers
     first: bytes
+    whole: bool = False  # ``first`` is the entire body; the connection is released
 
 
 async def _stream(source: _Source, timeout: float) -> AsyncIterator[bytes]:
@@ -106,6 +107,13 @@ async def _open_source(
         with trio.fail_after(backend.conf.node_timeout):
             if ReplicaAnswer(status).found and _has_body(method, status):
                 first = await conn.receive_chunk()
+                length = rh.get("content-length")
+                # The whole (small) body is here: finish the exchange now so
+                # the client gets head and body in one write.
+                whole = length is not None and length.isdigit() and len(first) == int(length)
+                if whole and await conn.receive_chunk() == b"":
+                    await conn.release()
+                    return _Source(node, conn, status, rh, first, whole=True), answer
                 return _Source(node, conn, status, rh, first), answer
             answer.body = await conn.read_body(1 << 20) if method != "HEAD" else b""
     except (UpstreamError, trio.TooSlowError) as exc:
@@ -126,6 +134,8 @@ def _respond(backend: Backend, method: str, source: _Source) -> Response:
         headers.set("content-length", length)
     if not _has_body(method, source.status):
         return Response(source.status, headers, b"")  # the node connection is already released
+    if source.whole:
+        return Response(source.status, headers, source.first)
     return Response(source.status, headers, _stream(source, backend.conf.node_timeout))
 
 

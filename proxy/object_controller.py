@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import trio
 
-from common.http import Request, Response, UpstreamError
+from common.http import BodyTimeout, ClientDisconnect, Request, Response, UpstreamError
 from common.log import get_logger, log_event
 from common.timestamp import Timestamp
 from proxy import constraints
@@ -39,6 +39,7 @@ from proxy.quorum import (
     Repair,
     best_response,
     parse_consistency,
+    put_outcome,
     quorum_size,
     replicas_for,
 )
@@ -50,6 +51,9 @@ PERSISTED = (
     "content-type", "content-encoding", "content-disposition", "content-language", "cache-control",
     "expires", "x-robots-tag", "x-object-manifest", "x-static-large-object", "etag",
 )
+# user metadata, and sysmeta set by middlewares (clients' sysmeta is stripped by the gatekeeper)
+FORWARDED_PREFIXES = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
+SMALL_PUT = 65536  # bodies up to this size are read whole and sent in one write per node
 READ_PASS = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
@@ -131,7 +135,7 @@ def _base_headers(app: ProxyApp, request: Request, tid: str) -> tuple[dict[str, 
     h = request.headers
     out: dict[str, str] = {"x-trans-id": tid}
     for key, value in h.items():
-        if key.startswith("x-object-meta-") or key in PERSISTED:
+        if key.startswith(FORWARDED_PREFIXES) or key in PERSISTED:
             out[key] = value
     at, problem = constraints.delete_at(h.get, app.clock())
     if problem is not None:
@@ -163,10 +167,26 @@ async def _put(
     base, error = _base_headers(app, request, tid)
     if error is not None:
         return error
-    ts = app.timestamps.next()
-    base["x-timestamp"] = ts.internal
     n = len(nodes)
     updates = _container_updates(app, account, container, n)
+    if length is not None and length <= SMALL_PUT:
+        # Small bodies are read whole (bounded) and sent in one write per
+        # node, so a node that fails is replaced by a handoff even mid-way.
+        try:
+            data = await request.read(SMALL_PUT)
+        except (ClientDisconnect, BodyTimeout) as exc:
+            return Response.text(exc.status, exc.message)
+        ts = app.timestamps.next()
+        base["x-timestamp"] = ts.internal
+        answers = await app.backend.fan_out(
+            app.node_iter(app.rings.object, part, nodes), n, "PUT", path_for,  # type: ignore[arg-type]
+            lambda i: {**base, **updates[i]}, data, quorum=w,
+        )
+        outcome = put_outcome([a.status for a in answers], n, w)
+        etag_list = [a.headers.get("etag", "") or "" for a in answers if a.status is not None and 200 <= a.status < 300]
+        return _put_response(outcome.status, etag_list, ts, tid, "")
+    ts = app.timestamps.next()
+    base["x-timestamp"] = ts.internal
     result = await stream_put(
         app.backend,
         app.node_iter(app.rings.object, part, nodes),
@@ -178,11 +198,14 @@ async def _put(
         length,
         app.conf.max_file_size,
     )
-    status = result.outcome.status
     if result.client_error is not None:
-        return Response.text(status, str(result.client_error))
+        return Response.text(result.outcome.status, str(result.client_error))
+    return _put_response(result.outcome.status, result.etags, ts, tid, result.message)
+
+
+def _put_response(status: int, etag_list: list[str], ts: Timestamp, tid: str, message: str) -> Response:
     if status == 201:
-        etags = {e.strip('"') for e in result.etags if e}
+        etags = {e.strip('"') for e in etag_list if e}
         if len(etags) > 1:
             log_event(_log, "etag_mismatch", trans_id=tid, etags=sorted(etags))
             return Response.text(500, f"Object servers returned {len(etags)} mismatched etags")
@@ -192,7 +215,7 @@ async def _put(
         return Response(201, headers, b"")
     if status == 202:
         return Response.text(202)
-    return Response.text(status, result.message if status == 503 else "")
+    return Response.text(status, message if status == 503 else "")
 
 
 async def _post_or_delete(
@@ -232,7 +255,7 @@ META_COPY = PERSISTED + ("x-delete-at",)
 def _meta_headers(src: Mapping[str, str] | object) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in src.items():  # type: ignore[attr-defined]
-        if key.startswith("x-object-meta-") or key in META_COPY:
+        if key.startswith(FORWARDED_PREFIXES) or key in META_COPY:
             out[key] = value
     return out
 

@@ -1,6 +1,6 @@
 """The proxy's middleware pipeline, Swift-style.
 
-``catch_errors -> proxy_logging -> healthcheck -> info -> tempauth -> copy ->
+``catch_errors -> gatekeeper -> proxy_logging -> healthcheck -> info -> tempauth -> copy ->
 slo -> ProxyApp`` (the ``[proxy] pipeline`` key can drop some, e.g. for a
 benchmark without auth). Each middleware is ``X(app, conf)`` with ``async
 __call__(request) -> Response``. The feature middlewares (tempauth, copy,
@@ -13,6 +13,9 @@ not import is skipped with a warning rather than taking the proxy down.
   also returned as ``X-Openstack-Request-Id``) that the app passes to the
   storage nodes, logs one JSON line per request and counts it for
   ``/metrics``.
+- ``gatekeeper``: strips system metadata (``X-*-Sysmeta-*``) and
+  ``X-Backend-*`` headers from client requests and from responses, as
+  Swift's gatekeeper does: only middlewares set or read them.
 - ``healthcheck``: ``GET /healthcheck`` -> 200 ``OK``; ``GET /metrics`` ->
   Prometheus text.
 """
@@ -55,6 +58,25 @@ class CatchErrors:
                       method=request.method, path=request.path, error=repr(exc))
             _log.exception("unhandled error")
             return Response.text(500, "An error occurred while processing this request.")
+
+
+SYSMETA_PREFIXES = (
+    "x-account-sysmeta-", "x-container-sysmeta-", "x-object-sysmeta-", "x-object-transient-sysmeta-",
+    "x-backend-",
+)
+
+
+class Gatekeeper:
+    def __init__(self, app: Handler, conf: ProxyConfig) -> None:
+        self.app = app
+
+    async def __call__(self, request: Request) -> Response:
+        for name in [n for n in request.headers if n.startswith(SYSMETA_PREFIXES)]:
+            request.headers.pop(name)
+        response = await self.app(request)
+        for name in [n for n in response.headers if n.startswith(SYSMETA_PREFIXES)]:
+            response.headers.pop(name)
+        return response
 
 
 class Metrics:
@@ -117,7 +139,7 @@ def _feature(name: str) -> Callable[[Handler, ProxyConfig], Handler] | None:
 def build_pipeline(app: Handler, conf: ProxyConfig) -> Handler:
     """Wrap ``app`` in the configured middlewares (outermost first in the config)."""
     names = conf.pipeline.split()
-    unknown = [n for n in names if n not in FEATURES and n not in ("catch_errors", "proxy_logging", "healthcheck")]
+    unknown = [n for n in names if n not in FEATURES and n not in ("catch_errors", "gatekeeper", "proxy_logging", "healthcheck")]
     if unknown:
         raise ValueError(f"[proxy] pipeline: unknown middleware(s) {', '.join(unknown)}")
     metrics = Metrics()
@@ -125,6 +147,8 @@ def build_pipeline(app: Handler, conf: ProxyConfig) -> Handler:
     for name in reversed(names):
         if name == "catch_errors":
             handler = CatchErrors(handler, conf)
+        elif name == "gatekeeper":
+            handler = Gatekeeper(handler, conf)
         elif name == "proxy_logging":
             handler = ProxyLogging(handler, conf, metrics)
         elif name == "healthcheck":
