@@ -31,26 +31,28 @@ All functions here are blocking and take an open write or read transaction;
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import lmdb
 
 from common.timestamp import TICKS_PER_SECOND, Timestamp
+from storage_node._listing_records import (  # noqa: F401 - re-exported
+    DbRef,
+    DbState,
+    NotFound,
+    container_row_of,
+    dumps_compact,
+    row_from_stored,
+    row_to_stored,
+)
 from storage_node.rows_core import (
-    ZERO,
-    ContainerRow,
     DbInfo,
     ObjectRow,
     Row,
     RowError,
-    info_from_dict,
-    info_to_dict,
     merge_info,
     merge_rows,
     reclaimable,
@@ -59,97 +61,7 @@ from storage_node.rows_core import (
 )
 
 _KEY_NAME = 480
-_COUNTERS = struct.Struct(">qqqQQQqQ")
-_STATIC_CACHE: dict[bytes, DbState] = {}  # decoded static parts by their bytes
 _NEXT_CID = b"\x00next_cid"
-
-
-class NotFound(RowError):
-    def __init__(self, message: str, state: DbState | None = None) -> None:
-        super().__init__(message, status=404)
-        self.state = state
-
-
-@dataclass(frozen=True, slots=True)
-class DbRef:
-    """Which database: kind "container" (rows are objects) or "account"."""
-
-    kind: str
-    account: str
-    container: str | None = None
-    key: bytes = field(init=False, repr=False, compare=False)  # the info key, computed once
-
-    def __post_init__(self) -> None:
-        path = f"{self.account}/{self.container or ''}".encode("utf-8", "surrogateescape")
-        key = self.kind[:1].encode() + hashlib.md5(path, usedforsecurity=False).digest()
-        object.__setattr__(self, "key", key)
-
-    @property
-    def path(self) -> str:
-        return self.account if self.container is None else f"{self.account}/{self.container}"
-
-
-@dataclass(frozen=True, slots=True)
-class DbState:
-    ref: DbRef
-    cid: int
-    db_id: str
-    info: DbInfo
-    row_count: int = 0  # live rows: objects of a container, containers of an account
-    object_count: int = 0
-    bytes_used: int = 0
-    hash: int = 0
-    max_row: int = 0
-    stats_timestamp: Timestamp = ZERO  # newest row/put/delete timestamp seen (R2)
-    partitions: tuple[int, ...] = ()
-    # where a container reports its row: ((host, port, device, partition), ...)
-    account_targets: tuple[tuple[str, int, str, int], ...] = ()
-
-    @property
-    def deleted(self) -> bool:
-        return self.info.is_deleted(self.row_count)
-
-    @property
-    def hash_hex(self) -> str:
-        return f"{self.hash:032x}"
-
-    def static_json(self) -> bytes:
-        """What changes rarely (info, ids, partitions, targets): JSON at ``ref.key``."""
-        return json.dumps({
-            "kind": self.ref.kind, "account": self.ref.account, "container": self.ref.container,
-            "cid": self.cid, "id": self.db_id, "info": info_to_dict(self.info),
-            "parts": list(self.partitions), "targets": [list(t) for t in self.account_targets],
-        }, separators=(",", ":")).encode()
-
-    def counters(self) -> bytes:
-        """What every row write changes: packed at ``ref.key + b"#"`` (cheap to rewrite)."""
-        return _COUNTERS.pack(self.row_count, self.object_count, self.bytes_used,
-                              self.hash >> 64, self.hash & (2**64 - 1), self.max_row,
-                              self.stats_timestamp.ticks, self.stats_timestamp.offset)
-
-    @classmethod
-    def decode(cls, static: bytes, counters: bytes | None) -> DbState:
-        base = _STATIC_CACHE.get(static)
-        if base is None:
-            d = json.loads(static)
-            base = cls(DbRef(d["kind"], d["account"], d["container"]), d["cid"], d["id"],
-                       info_from_dict(d["info"]), partitions=tuple(d["parts"]),
-                       account_targets=tuple(tuple(t) for t in d.get("targets", ())))
-            if len(_STATIC_CACHE) > 4096:
-                _STATIC_CACHE.clear()
-            _STATIC_CACHE[static] = base
-        if not counters:
-            return base
-        rows, objs, nbytes, hi, lo, max_row, ticks, off = _COUNTERS.unpack(counters)
-        return replace(base, row_count=rows, object_count=objs, bytes_used=nbytes,
-                       hash=(hi << 64) | lo, max_row=max_row, stats_timestamp=Timestamp(ticks, off))
-
-    def summary(self) -> dict[str, Any]:
-        """What REPLICATE answers for this database."""
-        return {"account": self.ref.account, "container": self.ref.container, "id": self.db_id,
-                "max_row": self.max_row, "hash": self.hash_hex, "info": info_to_dict(self.info),
-                "rows": self.row_count, "objects": self.object_count, "bytes": self.bytes_used,
-                "deleted": self.deleted}
 
 
 class ListingDbs:
@@ -247,7 +159,7 @@ class ListingDbs:
         items = json.loads(bytes(val).decode("utf-8"))
         if not key.endswith(b"\x00"):
             items = [items]
-        return [(_row_from_stored(item), item[-1]) for item in items]
+        return [(row_from_stored(item), item[-1]) for item in items]
 
     def get_row(self, txn: lmdb.Transaction, cid: int, name: str) -> tuple[Row, int] | None:
         key, _ = self._key(cid, name)
@@ -266,15 +178,15 @@ class ListingDbs:
             if row is None:
                 txn.delete(key, db=self.rows)
             else:
-                txn.put(key, _dumps(_row_to_stored(row, rowid)), db=self.rows)
+                txn.put(key, dumps_compact(row_to_stored(row, rowid)), db=self.rows)
             return
         raw = txn.get(key, db=self.rows)
         items = [it for it in (json.loads(bytes(raw).decode()) if raw else []) if it[1] != name]
         if row is not None:
-            items.append(_row_to_stored(row, rowid))
+            items.append(row_to_stored(row, rowid))
             items.sort(key=lambda it: it[1])
         if items:
-            txn.put(key, _dumps(items), db=self.rows)
+            txn.put(key, dumps_compact(items), db=self.rows)
         else:
             txn.delete(key, db=self.rows)
 
@@ -418,35 +330,3 @@ class ListingDbs:
         st = self.state(txn, ref)
         if st is None or (st.max_row == seen_max_row and st.info == seen_info):
             txn.delete(ref.key, db=self.dirty)
-
-
-def container_row_of(st: DbState) -> ContainerRow:
-    """The row a container reports to its account (R2)."""
-    assert st.ref.container is not None
-    return ContainerRow(st.ref.container, st.info.put_timestamp, st.info.delete_timestamp,
-                        st.object_count, st.bytes_used, st.stats_timestamp)
-
-
-# -- stored row encoding: JSON lists with timestamps as (ticks, offset) ints, so
-# reading a listing parses no timestamp text. Our own data: decoded unchecked.
-
-def _row_to_stored(row: Row, rowid: int) -> list[Any]:
-    if isinstance(row, ObjectRow):
-        ts = row.timestamp
-        return ["o", row.name, ts.ticks, ts.offset, row.size, row.content_type, row.etag,
-                1 if row.deleted else 0, rowid]
-    p, d, s = row.put_timestamp, row.delete_timestamp, row.stats_timestamp
-    return ["c", row.name, p.ticks, p.offset, d.ticks, d.offset, row.object_count,
-            row.bytes_used, s.ticks, s.offset, rowid]
-
-
-def _row_from_stored(item: list[Any]) -> Row:
-    if item[0] == "o":
-        return ObjectRow(item[1], Timestamp(item[2], item[3]), item[4], item[5], item[6],
-                         bool(item[7]))
-    return ContainerRow(item[1], Timestamp(item[2], item[3]), Timestamp(item[4], item[5]),
-                        item[6], item[7], Timestamp(item[8], item[9]))
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
