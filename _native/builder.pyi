@@ -30,3 +30,7 @@ def gather_dispersion(
     dev_host: I32, host_zone: I32, zone_region: I32,
     cap_g: I32, cap_z: I32, cap_h: I32, cap_d: I32,
 ) -> int: ...
+def tier_excess(
+    assign: I32, dev_host: I32, host_zone: I32, zone_region: I32,
+    lim_g: I32, lim_z: I32, lim_h: I32, lim_d: I32,
+) -> I32: ...

@@ -425,3 +425,62 @@ def gather_dispersion(int32_t[:, ::1] assign, const int32_t[::1] parts,
                     cz[z] -= 1
                     cg[zr[z]] -= 1
     return gathered
+
+
+def tier_excess(const int32_t[:, ::1] assign, const int32_t[::1] dev_host,
+                const int32_t[::1] host_zone, const int32_t[::1] zone_region,
+                const int32_t[::1] lim_g, const int32_t[::1] lim_z,
+                const int32_t[::1] lim_h, const int32_t[::1] lim_d):
+    cdef Py_ssize_t R = assign.shape[0]
+    cdef Py_ssize_t N = assign.shape[1]
+    cdef cnp.ndarray[int32_t, ndim=1] out = np.zeros(N, dtype=np.int32)
+    cdef int32_t* o = &out[0]
+    cdef const int32_t* A = &assign[0, 0]
+    cdef Py_ssize_t p, r, q, level, t, tq, d, worst, total, same
+    cdef int32_t tiers[64]
+    cdef const int32_t* lim
+    if R > 64 or N == 0:
+        return out
+    with nogil:
+        for p in range(N):
+            worst = 0
+            for level in range(4):
+                for r in range(R):
+                    d = A[r * N + p]
+                    if d < 0:
+                        tiers[r] = -1
+                    elif level == 3:
+                        tiers[r] = <int32_t>d
+                    elif level == 2:
+                        tiers[r] = dev_host[d]
+                    elif level == 1:
+                        tiers[r] = host_zone[dev_host[d]]
+                    else:
+                        tiers[r] = zone_region[host_zone[dev_host[d]]]
+                if level == 0:
+                    lim = &lim_g[0]
+                elif level == 1:
+                    lim = &lim_z[0]
+                elif level == 2:
+                    lim = &lim_h[0]
+                else:
+                    lim = &lim_d[0]
+                total = 0
+                for r in range(R):
+                    t = tiers[r]
+                    if t < 0:
+                        continue
+                    same = 0
+                    for q in range(R):
+                        tq = tiers[q]
+                        if tq == t:
+                            if q < r:
+                                same = -1
+                                break
+                            same += 1
+                    if same > lim[t]:
+                        total += same - lim[t]
+                if total > worst:
+                    worst = total
+            o[p] = <int32_t>worst
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ring import _builder_kernels
 from ring._builder_plan import Topology
 
 MAX_BALANCE = 999.99
@@ -46,14 +47,17 @@ def _first_of_tier(T: np.ndarray) -> np.ndarray:
     return first
 
 
+def _tier_excess(A: np.ndarray, topo: Topology, limits: tuple[np.ndarray, ...] | list[np.ndarray]
+                 ) -> np.ndarray:
+    lims = [np.ascontiguousarray(np.rint(lim), dtype=np.int32) for lim in limits]
+    return _builder_kernels.tier_excess(
+        np.ascontiguousarray(A, dtype=np.int32), topo.parent[3].astype(np.int32),
+        topo.parent[2].astype(np.int32), topo.parent[1].astype(np.int32), *lims)
+
+
 def undispersed(A: np.ndarray, topo: Topology, caps: tuple[np.ndarray, ...]) -> np.ndarray:
     """Partitions with some tier holding more of their replicas than its cap."""
-    over = np.zeros(A.shape[1], dtype=bool)
-    for level in range(4):
-        T = _with_none(topo.tier[level])[A]
-        capx = np.append(caps[level], 0)
-        over |= ((_same_counts(T) > capx[T]) & (T >= 0)).any(axis=0)
-    return over
+    return _tier_excess(A, topo, caps) > 0
 
 
 def constraint_score(sub: np.ndarray, topo: Topology, caps: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -145,12 +149,5 @@ def dispersion_of(A: np.ndarray, topo: Topology, max_allowed: list[np.ndarray]) 
     R, N = A.shape
     if N == 0:
         return 0.0
-    risk = (A < 0).sum(axis=0).astype(np.int64)
-    for level in range(4):
-        T = _with_none(topo.tier[level])[A]
-        same = _same_counts(T)
-        first = _first_of_tier(T)
-        mx = np.append(max_allowed[level], 0)
-        ex = np.where((T >= 0) & first, np.maximum(same - mx[T], 0), 0)
-        risk = np.maximum(risk, ex.sum(axis=0))
-    return 100.0 * float(risk.sum()) / (N * R)
+    risk = np.maximum(_tier_excess(A, topo, max_allowed), (A < 0).sum(axis=0))
+    return 100.0 * float(risk.sum(dtype=np.int64)) / (N * R)

@@ -43,6 +43,12 @@ Contract of ``gather_dispersion(assign, parts, can_move, excess, ...)``:
   drive with another replica of the partition (always fixed, whatever the
   clock says). Decrements ``excess``; returns the number unassigned.
 
+Contract of ``tier_excess(assign, ..., lim_g, lim_z, lim_h, lim_d)``:
+
+- Per partition, for each level, the replicas above each tier's limit
+  summed over the partition's tiers; returns int32 [partitions] of the worst
+  level (Swift's per-partition dispersion risk). -1 slots are ignored.
+
 Selection: the kernel from ``_native.builder`` unless ``RINGSTACK_PUREPYTHON=1``
 or it is not built (then a one-line warning on stderr, once).
 """
@@ -385,9 +391,39 @@ def gather_dispersion_py(assign: np.ndarray, parts: np.ndarray, can_move: np.nda
     return gathered
 
 
-def _select() -> tuple[Callable[..., int], Callable[..., int], Callable[..., int]]:
+def tier_excess_py(assign: np.ndarray, dev_host: np.ndarray, host_zone: np.ndarray,
+                   zone_region: np.ndarray, lim_g: np.ndarray, lim_z: np.ndarray,
+                   lim_h: np.ndarray, lim_d: np.ndarray) -> np.ndarray:
+    """Pure twin of ``_native.builder.tier_excess`` (vectorised numpy)."""
+    R, N = assign.shape
+    out = np.zeros(N, dtype=np.int32)
+    if N == 0 or R > 64:
+        return out
+    valid = assign >= 0
+    d = np.where(valid, assign, 0)
+    h = dev_host[d] if len(dev_host) else d
+    z = host_zone[h] if len(host_zone) else h
+    g = zone_region[z] if len(zone_region) else z
+    for T, lim in ((g, lim_g), (z, lim_z), (h, lim_h), (d, lim_d)):
+        T = np.where(valid, T, -1)
+        total = np.zeros(N, dtype=np.int64)
+        for r in range(R):
+            same = np.zeros(N, dtype=np.int64)
+            first = valid[r].copy()
+            for q in range(R):
+                eq = T[q] == T[r]
+                same += eq
+                if q < r:
+                    first &= ~eq
+            limit = lim[np.where(valid[r], T[r], 0)] if len(lim) else 0
+            total += np.where(first, np.maximum(same - limit, 0), 0)
+        np.maximum(out, total.astype(np.int32), out=out)
+    return out
+
+
+def _select() -> tuple[Callable[..., Any], ...]:
     global _warned
-    twins = (place_replicas_py, move_replicas_py, gather_dispersion_py)
+    twins = (place_replicas_py, move_replicas_py, gather_dispersion_py, tier_excess_py)
     if os.environ.get("RINGSTACK_PUREPYTHON", "") not in ("", "0"):
         return twins
     try:
@@ -398,11 +434,12 @@ def _select() -> tuple[Callable[..., int], Callable[..., int], Callable[..., int
             print("ringstack: _native.builder not built; using the pure-Python builder twins",
                   file=sys.stderr)
         return twins
-    return native.place_replicas, native.move_replicas, native.gather_dispersion
+    return native.place_replicas, native.move_replicas, native.gather_dispersion, native.tier_excess
 
 
 place_replicas: Callable[..., Any]
 move_replicas: Callable[..., Any]
 gather_dispersion: Callable[..., Any]
-place_replicas, move_replicas, gather_dispersion = _select()
+tier_excess: Callable[..., Any]
+place_replicas, move_replicas, gather_dispersion, tier_excess = _select()
 NATIVE = place_replicas is not place_replicas_py

@@ -238,7 +238,8 @@ class RingBuilder:
                 tex = [np.bincount(topo.tier[level], weights=excess, minlength=topo.sizes[level])
                        .astype(np.int64) for level in range(3)]
                 moved_now = _builder_kernels.move_replicas(
-                    A, rng.permutation(N).astype(np.int32), np.not_equal(A, start).astype(np.int8),
+                    A, np.roll(np.arange(N, dtype=np.int32), -int(rng.integers(0, N))),
+                    np.not_equal(A, start).astype(np.int8),
                     can_move8, excess, *tex, avail_g=avail[0], avail_z=avail[1],
                     avail_h=avail[2], avail_d=avail[3],
                     **{k: v for k, v in kernel.items() if not k.startswith("nact")})
@@ -318,11 +319,12 @@ class RingBuilder:
 
     def _place(self, A: np.ndarray, topo: Topology, plan: Any, kernel: dict[str, Any],
                rng: np.random.Generator, tick: Callable[[float], None] | None) -> None:
-        """Place every unassigned replica (partitions in seeded random order)."""
+        """Place every unassigned replica."""
         todo = np.flatnonzero((A < 0).any(axis=0)).astype(np.int32)
         if not len(todo):
             return
-        todo = todo[rng.permutation(len(todo))]
+        # ascending partitions (cache friendly; the seeded tie-breaks already vary the
+        # choices per partition), the most constrained first
         if (A[:, todo] >= 0).any():
             caps = (kernel["cap_g"], kernel["cap_z"], kernel["cap_h"], kernel["cap_d"])
             score = constraint_score(A[:, todo], topo, caps)

@@ -188,3 +188,16 @@ def test_whole_rebalance_same_with_twins(pp, replicas, seed) -> None:
     b = run((twins.place_replicas_py, twins.move_replicas_py, twins.gather_dispersion_py))
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@SETTINGS
+@given(worlds(), st.data())
+def test_tier_excess_twin(world, data) -> None:
+    A, _parts, common, _avail, _nact, _extra, _salt = world
+    keys = ("dev_host", "host_zone", "zone_region")
+    lims = [data.draw(st.lists(st.integers(0, 3), min_size=len(common[k]), max_size=len(common[k])))
+            for k in ("cap_g", "cap_z", "cap_h", "cap_d")]
+    lims = [np.array(x, dtype=np.int32) for x in lims]
+    a = native.tier_excess(A, *(common[k] for k in keys), *lims)
+    b = twins.tier_excess_py(A, *(common[k] for k in keys), *lims)
+    np.testing.assert_array_equal(a, b)
