@@ -201,3 +201,19 @@ def test_tier_excess_twin(world, data) -> None:
     a = native.tier_excess(A, *(common[k] for k in keys), *lims)
     b = twins.tier_excess_py(A, *(common[k] for k in keys), *lims)
     np.testing.assert_array_equal(a, b)
+
+
+def test_missing_extension_falls_back_with_one_warning() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['_native.builder'] = None\n"
+            "import ring._builder_kernels as k\n"
+            "from ring.builder import RingBuilder\n"
+            "import ring._builder_gather\n"
+            "print(k.NATIVE, k.place_replicas is k.place_replicas_py)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."}, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    warnings = [line for line in out.stderr.splitlines() if "not built" in line]
+    assert len(warnings) == 1
