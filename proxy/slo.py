@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-import trio
 
 from common.http import Headers as _Headers
 from common.http import Request, Response
 from proxy import _slo_core as core
 from proxy._slo_delete import delete_manifest
-from proxy._subrequest import REASONS, body_chunks, discard, subrequest
+from proxy._slo_put import put_manifest
+from proxy._subrequest import body_chunks, discard, subrequest
 from proxy.acl import split_swift_path
 
 COND_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -87,7 +85,7 @@ class StaticLargeObject:
         mm = request.query.get("multipart-manifest")
         try:
             if request.method == "PUT" and mm == "put":
-                return await self._put_manifest(request)
+                return await put_manifest(self, request)
             if request.method == "DELETE" and mm == "delete":
                 return await delete_manifest(self.app, request, parts[0])
             if request.method in ("GET", "HEAD"):
@@ -104,76 +102,6 @@ class StaticLargeObject:
                 "To create a static large object add query param multipart-manifest=put.",
             )
         return await self.app(request)
-
-    # -- PUT ------------------------------------------------------------------
-    async def _head_segment(self, request: Request, account: str, path: str) -> core.SegmentHead:
-        sub = subrequest(request, "HEAD", f"/v1/{account}{path}")
-        resp = await self(sub)
-        await discard(resp)
-        h = resp.headers
-        line = f"{resp.status} {REASONS.get(resp.status, 'Error')}"
-        if not 200 <= resp.status < 300:
-            return core.SegmentHead(resp.status, line)
-        return core.SegmentHead(
-            resp.status,
-            line,
-            int(h.get("content-length") or 0),
-            (h.get("etag") or "").strip('"'),
-            h.get("content-type") or "application/octet-stream",
-            h.get("last-modified") or "",
-            _true(h.get("x-static-large-object")),
-        )
-
-    async def _put_manifest(self, request: Request) -> Response:
-        if request.headers.get("x-copy-from"):
-            return Response.text(405, "Multipart Manifest PUTs cannot be COPY requests")
-        if request.content_length is None and not request.chunked:
-            return Response.text(411)
-        too_big = f"Manifest File > {core.MAX_MANIFEST_SIZE} bytes"
-        if request.content_length is not None and request.content_length > core.MAX_MANIFEST_SIZE:
-            return Response.text(413, too_big)
-        body = await request.read(core.MAX_MANIFEST_SIZE + 1)
-        if len(body) > core.MAX_MANIFEST_SIZE:
-            return Response.text(413, too_big)
-        specs = core.parse_manifest_put(body, request.path)
-        account = request.path.split("/", 3)[2]
-        paths = list(dict.fromkeys(s.path for s in specs if s.path is not None))
-        heads: dict[str, core.SegmentHead] = {}
-        limiter = trio.CapacityLimiter(HEAD_CONCURRENCY)
-
-        async def head(path: str) -> None:
-            async with limiter:
-                heads[path] = await self._head_segment(request, account, path)
-
-        async with trio.open_nursery() as nursery:
-            for path in paths:
-                nursery.start_soon(head, path)
-        stored, total, problems = core.build_manifest(specs, heads)
-        if problems:
-            out = _out_type(request)
-            return Response(400, {"content-type": out}, core.problems_body(problems, out))
-        etag = core.slo_etag(stored)
-        client_etag = (request.headers.get("etag") or "").strip('"')
-        if client_etag and client_etag != etag:
-            return Response.text(422)
-        data = json.dumps(stored).encode()
-        headers = request.headers.copy()
-        for name in ("content-length", "transfer-encoding", "etag", "expect"):
-            headers.pop(name)
-        if not headers.get("content-type"):
-            guessed = mimetypes.guess_type(request.path)[0]
-            headers.set("content-type", guessed or "application/octet-stream")
-        headers.set("x-static-large-object", "True")
-        headers.set("etag", hashlib.md5(data, usedforsecurity=False).hexdigest())
-        headers.set(core.SYSMETA_SLO_ETAG, etag)
-        headers.set(core.SYSMETA_SLO_SIZE, str(total))
-        # the container row shows the large object's size and SLO ETag (as Swift)
-        headers.set("content-type", core.manifest_content_type(headers["content-type"], total, etag))
-        sub = subrequest(request, "PUT", request.path, headers, data)
-        resp: Response = await self.app(sub)
-        if 200 <= resp.status < 300:
-            resp.headers.set("etag", f'"{etag}"')
-        return resp
 
     async def _listing(self, request: Request) -> Response:
         """Container listings show an SLO with its total size and quoted

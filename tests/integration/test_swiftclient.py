@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,19 @@ def test_slo_manifest_errors_are_swift_texts(conn):
     assert "segs/missing, 404 Not Found" in err.value.http_response_content.decode()
     with pytest.raises(ClientException):
         conn.head_object("segs", "man")  # nothing stored (invariant 5)
+
+    # ?heartbeat=on: 202 at once, then Swift's summary of what happened
+    url, token = conn.get_auth()
+    good = json.dumps([{"path": "/segs/one", "etag": hashlib.md5(b"1" * 100).hexdigest(), "size_bytes": 100}])
+    for body, status in ((bad, "400 Bad Request"), (good, "201 Created")):
+        http = urllib.request.Request(f"{url}/segs/hb?multipart-manifest=put&heartbeat=on", data=body.encode(),
+                                      method="PUT", headers={"X-Auth-Token": token, "Accept": "application/json"})
+        with urllib.request.urlopen(http, timeout=30) as resp:
+            assert resp.status == 202
+            summary = json.loads(resp.read())
+        assert summary["Response Status"] == status
+    assert summary["Etag"] == f'"{hashlib.md5(hashlib.md5(b"1" * 100).hexdigest().encode()).hexdigest()}"'
+    assert conn.head_object("segs", "hb")["x-static-large-object"].lower() == "true"
 
 
 def test_swift_capabilities_and_stat(cluster, tmp_path):
