@@ -53,7 +53,7 @@ class StorageSettings:
     """The ``[storage]`` section, as the object side uses it."""
 
     mount_check: bool = False
-    threads_per_drive: int = 8
+    threads_per_drive: int = 16  # also bounds a group-commit round
     group_commit: bool = True
     container_update_timeout: float = 1.0
     reclaim_age: float = 7 * 86400.0
@@ -115,8 +115,9 @@ class NodeContext:
         return idx
 
     def committer(self, drive: str) -> GroupCommitter:
-        """(async side) The drive's group committer; the env must be open
-        (call ``ctx.env`` or ``ctx.index`` in a thread first)."""
+        """The drive's group committer (``await .commit(ops)`` from the event
+        loop, ``.commit_sync(ops)`` from a worker thread); the env must be
+        open (call ``ctx.env`` or ``ctx.index`` in a thread first)."""
         c = self.committers.get(drive)
         if c is None:
             base = Path(self.settings.index_root) / drive if self.settings.index_root else self.root(drive)

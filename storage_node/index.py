@@ -18,13 +18,13 @@ so ``--workers N`` processes share it safely.
   directories. The suffix hash is BLAKE3 over ``hash:file,file\\n`` lines of
   the suffix's rows in hash order, i.e. over exactly what a directory walk
   would list, so a rehash from disk gives the same value.
-- Group commit: ``GroupCommitter.commit(ops)`` queues write operations; the
-  first writer to arrive becomes the leader and applies every queued batch in
-  one LMDB write transaction (one fsync) in a worker thread, then wakes the
-  others. The data files' own fsyncs happen before and are never batched away
-  (invariant 1). The leader runs shielded so a cancelled request cannot strand
-  its followers; a cancelled follower's rows are still committed (the request
-  outcome is indeterminate, as invariant 1 allows).
+- Group commit: ``GroupCommitter.commit_sync(ops)`` (in a worker thread) or
+  ``await commit(ops)`` queues write operations; the first writer to arrive
+  becomes the leader and applies every queued batch in one LMDB write
+  transaction (one fsync), then wakes the others. The data files' own fsyncs
+  happen before and are never batched away (invariant 1). Worker threads are
+  not cancellable, so a cancelled request never strands its followers; its
+  rows are still committed (indeterminate outcome, as invariant 1 allows).
 """
 
 from __future__ import annotations
@@ -237,17 +237,27 @@ class _Waiter:
 
     def __init__(self, ops: list[Op]) -> None:
         self.ops = ops
-        self.event = trio.Event()
+        self.event = threading.Event()
         self.error: BaseException | None = None
 
 
 class GroupCommitter:
-    """Batches concurrent writers' LMDB operations into one transaction."""
+    """Batches concurrent writers' LMDB operations into one transaction.
+
+    Thread-level leader/follower: a writer thread (``commit_sync``, called
+    from the worker thread that just made its files durable, so a PUT costs
+    one thread hop) queues its ops; if no commit is running it becomes the
+    leader and commits every queued batch, one transaction (one fsync) per
+    round, until the queue is empty; otherwise it waits for the leader.
+    ``await commit(ops)`` is the same from the event loop (one thread hop).
+    Followers hold their thread (and drive-limiter token) while they wait,
+    so a round batches at most ``threads_per_drive`` writers."""
 
     def __init__(self, env: lmdb.Environment, limiter: trio.CapacityLimiter, enabled: bool = True) -> None:
         self.env = env
         self.limiter = limiter
         self.enabled = enabled
+        self._lock = threading.Lock()
         self._pending: list[_Waiter] = []
         self._busy = False
         self.batches = 0
@@ -259,37 +269,43 @@ class GroupCommitter:
                 for op in ops:
                     op(txn)
 
-    async def commit(self, ops: list[Op]) -> None:
-        """Return once ``ops`` are committed and synced (or raise why not)."""
+    def commit_sync(self, ops: list[Op]) -> None:
+        """(thread) Return once ``ops`` are committed and synced (or raise why not)."""
         if not self.enabled:
-            await trio.to_thread.run_sync(self._apply, [ops], limiter=self.limiter)
-            self.batches += 1
-            self.ops += 1
+            self._apply([ops])
+            with self._lock:
+                self.batches += 1
+                self.ops += 1
             return
         me = _Waiter(ops)
-        self._pending.append(me)
-        if self._busy:
-            await me.event.wait()
-        else:
+        with self._lock:
+            self._pending.append(me)
+            leader = not self._busy
             self._busy = True
-            try:
-                with trio.CancelScope(shield=True):
-                    while self._pending:
-                        batch, self._pending = self._pending, []
-                        try:
-                            await trio.to_thread.run_sync(self._apply, [w.ops for w in batch],
-                                                          limiter=self.limiter)
-                        except Exception as exc:  # every writer in the batch learns why
-                            for w in batch:
-                                w.error = exc
-                        self.batches += 1
-                        self.ops += len(batch)
-                        for w in batch:
-                            w.event.set()
-            finally:
-                self._busy = False
+        if not leader:
+            me.event.wait()
+        else:
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._busy = False
+                        break
+                    self.batches += 1
+                    self.ops += len(batch)
+                try:
+                    self._apply([w.ops for w in batch])
+                except Exception as exc:  # every writer in the batch learns why
+                    for w in batch:
+                        w.error = exc
+                for w in batch:
+                    w.event.set()
         if me.error is not None:
             raise me.error
+
+    async def commit(self, ops: list[Op]) -> None:
+        """(async) ``commit_sync`` in a worker thread under the drive's limiter."""
+        await trio.to_thread.run_sync(self.commit_sync, ops, limiter=self.limiter)
 
 
 def stats(committers: dict[str, GroupCommitter]) -> dict[str, Any]:

@@ -139,15 +139,16 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
             try:
                 writer.write(body)
                 writer.finish(bp.name, headers, req.headers.get("etag"))
-                return loc, writer, writer.commit(loc, ts)
+                rec = writer.commit(loc, ts)
             except BaseException:
                 writer.abort()
                 raise
+            _index_sync(ctx, bp, loc, rec)
+            return loc, writer, rec
 
         loc, writer, rec = await ctx.run(bp.drive, write_all)
     else:
         loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, limit, begin)
-    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
     meta = writer.meta
     await _update_containers(ctx, req, bp, loc.hash, "PUT", ts, meta["size"],
                              headers["content-type"], meta["etag"])
@@ -179,7 +180,9 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
             if buf:
                 writer.write(buf)
             writer.finish(bp.name, headers, req.headers.get("etag"))
-            return writer.commit(loc, ts)
+            rec = writer.commit(loc, ts)
+            _index_sync(ctx, bp, loc, rec)
+            return rec
 
         rec = await ctx.run(bp.drive, finish)
         committed = True
@@ -191,6 +194,12 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
         if not committed:
             await _abort(ctx, bp.drive, writer)
         raise
+
+
+def _index_sync(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, rec: ObjectRecord) -> None:
+    """(thread) Commit the object's row through the drive's group committer,
+    in the same thread hop that made its files durable."""
+    ctx.committer(bp.drive).commit_sync([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
 
 
 async def _abort(ctx: NodeContext, drive: str, writer: ObjectWriter) -> None:
@@ -356,10 +365,11 @@ async def _delete(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         loc = _loc(ctx, bp, root)
         old = ctx.index(bp.drive).get(bp.partition, loc.hash)
         check_put_or_delete(old, ts)
-        return loc, old, write_small(ctx.drive_layer, loc, ts, TOMB, {"name": bp.name})
+        rec = write_small(ctx.drive_layer, loc, ts, TOMB, {"name": bp.name})
+        _index_sync(ctx, bp, loc, rec)
+        return loc, old, rec
 
     loc, old, rec = await ctx.run(bp.drive, work)
-    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
     await _update_containers(ctx, req, bp, loc.hash, "DELETE", ts)
     if old is not None and old.exists and not old.expired(ctx.clock()):
         return Response(204, {"X-Backend-Timestamp": ts.internal})
@@ -376,10 +386,11 @@ async def _post(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         root = ctx.check_drive(bp.drive)
         loc = _loc(ctx, bp, root)
         check_post(ctx.index(bp.drive).get(bp.partition, loc.hash), ts, ctx.clock())
-        return loc, write_small(ctx.drive_layer, loc, ts, META, {"headers": new_headers})
+        rec = write_small(ctx.drive_layer, loc, ts, META, {"headers": new_headers})
+        _index_sync(ctx, bp, loc, rec)
+        return loc, rec
 
     loc, rec = await ctx.run(bp.drive, work)
-    await ctx.committer(bp.drive).commit([ctx.index(bp.drive).op_put_row(bp.partition, loc.hash, rec)])
     return Response(202, {"X-Backend-Timestamp": ts.internal})
 
 
