@@ -55,6 +55,7 @@ from storage_node.object_core import (
     ObjectError,
     ObjectRecord,
     check_delete_at,
+    check_if_delete_at,
     check_post,
     check_put_or_delete,
     last_modified,
@@ -365,6 +366,7 @@ async def _delete(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         loc = _loc(ctx, bp, root)
         old = ctx.index(bp.drive).get(bp.partition, loc.hash)
         check_put_or_delete(old, ts)
+        check_if_delete_at(old, req.headers)
         rec = write_small(ctx.drive_layer, loc, ts, TOMB, {"name": bp.name})
         _index_sync(ctx, bp, loc, rec)
         return loc, old, rec

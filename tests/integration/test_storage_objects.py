@@ -338,3 +338,21 @@ def test_workers_share_the_drives(tmp_path):
     finally:
         n.stop()
         n.client.close()
+
+
+def test_container_updates_reach_the_listing_and_if_delete_at(node):
+    assert node.proc
+    assert node.client.put(node.url("/d2/9/a/c"), headers={"X-Timestamp": ts(0.5)}).status_code == 201
+    target = {"X-Container-Host": f"127.0.0.1:{node.proc.port}", "X-Container-Device": "d2",
+              "X-Container-Partition": "9"}
+    at = str(int(time.time()) + 3600)
+    assert node.put("/d1/5/a/c/listed", b"12345", 1, **target, **{"X-Delete-At": at}).status_code == 201
+    listing = node.client.get(node.url("/d2/9/a/c"), params={"format": "json"}).json()
+    assert [(o["name"], o["bytes"], o["hash"]) for o in listing] == [("listed", 5, "827ccb0eea8a706c4c34a16891f84e7b")]
+    # the expirer's conditional DELETE only matches the scheduled time
+    r = node.client.delete(node.url("/d1/5/a/c/listed"), headers={"X-Timestamp": ts(2), "X-If-Delete-At": "12"})
+    assert r.status_code == 412
+    r = node.client.delete(node.url("/d1/5/a/c/listed"), headers={"X-Timestamp": ts(2), "X-If-Delete-At": at,
+                                                                  **target})
+    assert r.status_code == 204
+    assert node.client.get(node.url("/d2/9/a/c"), params={"format": "json"}).json() == []

@@ -344,3 +344,18 @@ def test_sync_decoder_byte_at_a_time_and_errors():
     partial = SyncDecoder()
     partial.feed(blob[:-2])
     assert not partial.complete
+
+
+def test_if_delete_at():
+    from storage_node.object_core import check_if_delete_at
+
+    rec = ObjectRecord(name="/a/c/o", data_ts=T("1"), headers={"x-delete-at": "100"})
+    check_if_delete_at(rec, {})
+    check_if_delete_at(rec, {"x-if-delete-at": "100"})
+    for bad, status in (({"x-if-delete-at": "99"}, 412),):
+        with pytest.raises(ObjectError) as e:
+            check_if_delete_at(rec, bad)
+        assert e.value.status == status
+    with pytest.raises(ObjectError) as e:
+        check_if_delete_at(None, {"x-if-delete-at": "100"})
+    assert e.value.status == 404
