@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ class Child:
 OPTIONAL_ROLES = ("placement", "replicator")  # the object store works without them
 
 
-def wait_ready(children: list[Child], timeout: float = 90.0) -> list[Child]:
+def wait_ready(children: list[Child], timeout: float = 90.0,
+               interrupted: Callable[[], bool] = lambda: False) -> list[Child]:
     """Wait for every READY line. A storage node or proxy that dies or stays
     silent is fatal (CommandError); an optional process is reported, stopped
     and returned in the list of failures."""
@@ -110,6 +112,8 @@ def wait_ready(children: list[Child], timeout: float = 90.0) -> list[Child]:
     pending = list(children)
     failed: list[Child] = []
     while pending:
+        if interrupted():
+            raise KeyboardInterrupt
         for child in list(pending):
             if child.poll_ready():
                 pending.remove(child)
@@ -317,7 +321,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for group in (storage, others):
             started = [Child(s, layout.log_dir / f"{s.name}.log", args.no_wait) for s in group]
             children += started
-            for child in wait_ready(started):
+            for child in wait_ready(started, interrupted=lambda: bool(stop["signal"])):
                 children.remove(child)
             if stop["signal"]:
                 raise KeyboardInterrupt
