@@ -23,6 +23,23 @@ domain while another domain has room"):
   the report's duration).
 - ``validate`` raises :class:`RingValidationError`; ``rebalance`` validates
   its own result before returning.
+
+How a rebalance runs (all vectorised numpy, the per-partition loops in the
+kernels of ``_native/builder.pyx``):
+
+1. plan: per-tier targets and per-partition caps, and an integer number of
+   partition-replicas per drive (``ring._builder_plan``);
+2. replicas on removed drives become unassigned;
+3. dispersion: partitions with a tier above its cap shed a replica, from the
+   most overfull drive first (``gather_dispersion``);
+4. place every unassigned replica, most constrained partitions first, each
+   into the most wanting tier under its cap (``place_replicas``);
+5. balance: passes over the partitions move single replicas from overfull to
+   wanting drives, leaving a tier only when that tier is above its target
+   (``move_replicas``) - no move is wasted, which is why adding drives moves
+   about the added share and removing one moves about what it held;
+6. when no single move helps and drives are still overfull, shed at random
+   and re-place (Swift's "forced" gather), kept only if it reduces overfill.
 """
 
 from __future__ import annotations

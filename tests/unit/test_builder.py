@@ -122,8 +122,11 @@ def test_balance_within_one_percent_for_equal_weights(nreg, nzone, nhost, ndrive
     best = 100.0 * max(np.ceil(wanted) - wanted, wanted - np.floor(wanted)) / wanted
     assert rep.balance <= max(1.0, best + 1e-9)
     assert rep.dispersion == 0.0
-    # replicas in distinct zones whenever there are enough zones
+    # replicas in distinct zones whenever there are enough zones, distinct hosts likewise
     assert (zones_used(b, inv) == min(replicas, nreg * nzone)).all()
+    host_of = {d.id: d.host for d in inv.drives.values()}
+    hosts_used = [len({host_of[int(d)] for d in b.replica2part2dev[:, p]}) for p in range(b.parts)]
+    assert min(hosts_used) == min(replicas, len(inv.hosts))
 
 
 @SETTINGS
