@@ -258,6 +258,9 @@ def banner(desc: dict[str, Any]) -> str:
         f"    swift -A {auth} -U test:tester -K testing download mycontainer README.md -o -",
         f"    curl -i -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' {auth}",
     ]
+    if _s3_enabled():
+        lines.append(f"    AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing "
+                     f"aws --endpoint-url {desc['proxy_url']} s3 ls")
     if desc.get("placement_url"):
         lines.append(f"    RINGSTACK_PLACEMENT_URL={desc['placement_url']} ringstack schedule create vm1 "
                      "--resources VCPU:1,MEMORY_MB:512")
@@ -268,6 +271,16 @@ def banner(desc: dict[str, Any]) -> str:
         else "  Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+def _s3_enabled() -> bool:
+    """The proxy pipeline has an S3 middleware (Swift's s3api convention:
+    access key ``account:user``, secret = the tempauth key)."""
+    try:
+        from proxy.pipeline import FEATURES
+    except ImportError:
+        return False
+    return any("s3" in name for name in FEATURES)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
