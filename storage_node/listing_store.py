@@ -29,18 +29,23 @@ Runner = Callable[..., Awaitable[Any]]  # run(fn, *args) in the drive's thread p
 
 
 class ListingStore:
-    def __init__(self, dbs: ListingDbs, run: Runner, committer: GroupCommitter) -> None:
+    def __init__(self, dbs: ListingDbs, run: Runner, committer: GroupCommitter,
+                 check: Callable[[], object] | None = None) -> None:
         self.dbs = dbs
         self._run = run
         self._committer = committer
+        self._check = check  # raises DriveUnavailable (507) when the drive is gone
 
     @classmethod
     async def open(cls, env_factory: Callable[[], lmdb.Environment], run: Runner,
-                   committer_factory: Callable[[], GroupCommitter]) -> ListingStore:
+                   committer_factory: Callable[[], GroupCommitter],
+                   check: Callable[[], object] | None = None) -> ListingStore:
         dbs = await run(_open_dbs, env_factory)
-        return cls(dbs, run, committer_factory())
+        return cls(dbs, run, committer_factory(), check)
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if self._check is not None:
+            self._check()
         with self.dbs.env.begin() as txn:
             return fn(self.dbs, txn, *args)
 
@@ -58,6 +63,8 @@ class ListingStore:
 
         def op(txn: lmdb.Transaction) -> None:
             try:
+                if self._check is not None:
+                    self._check()
                 with env.begin(write=True, parent=txn) as child:
                     box["result"] = fn(self.dbs, child, *args)
             except Exception as exc:  # only this request's changes are rolled back
@@ -110,13 +117,10 @@ async def store_for(ctx: Any, drive: str) -> ListingStore:
         return cached[1]
 
     async def run(fn: Callable[..., T], *args: Any) -> T:
-        def checked() -> T:
-            ctx.check_drive(drive)
-            return fn(*args)
-
-        result: T = await ctx.run(drive, checked)
+        result: T = await ctx.run(drive, fn, *args)
         return result
 
-    store = await ListingStore.open(lambda: ctx.env(drive), run, lambda: ctx.committer(drive))
+    store = await ListingStore.open(lambda: ctx.env(drive), run, lambda: ctx.committer(drive),
+                                    lambda: ctx.check_drive(drive))
     _STORES[key] = (ctx, store)
     return store

@@ -215,6 +215,22 @@ def test_replicate_row_sync_between_drives(node):
     assert r.status_code == 200 and node.req("HEAD", "/d2/5/AUTH_t/photos").status_code == 404
 
 
+def test_missing_drive_answers_507_while_others_serve(node):
+    d2 = node.drives["d2"]
+    assert node.req("PUT", "/d2/5/AUTH_t/other", {"X-Timestamp": next(TS)}).status_code == 201
+    d2.rename(d2.with_name("d2-away"))
+    try:
+        for method, headers in (("PUT", {"X-Timestamp": next(TS)}), ("HEAD", {}), ("GET", {})):
+            r = node.req(method, "/d2/5/AUTH_t/other", headers)
+            assert r.status_code == 507, (method, r.status_code)
+        r = node.req("PUT", "/d2/5/AUTH_t/other/o", {"X-Timestamp": next(TS), "X-Backend-Type": "container"})
+        assert r.status_code == 507
+        assert node.req("HEAD", "/d1/5/AUTH_t/photos").status_code == 204
+    finally:
+        d2.with_name("d2-away").rename(d2)
+    assert node.req("HEAD", "/d2/5/AUTH_t/other").status_code == 204
+
+
 def test_restart_keeps_everything(node):
     before = node.req("GET", "/d1/5/AUTH_t/photos", params={"format": "json"}).json()
     acct_before = node.req("HEAD", "/d1/3/AUTH_t").headers["X-Account-Object-Count"]
