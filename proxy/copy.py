@@ -99,15 +99,16 @@ class ServerSideCopy:
 
     async def __call__(self, request: Request) -> Response:
         parts = split_swift_path(request.path)
-        if parts is None or parts[2] is None:
+        if parts is None or parts[1] is None or parts[2] is None:
             return await self.app(request)
+        account, container, obj = parts[0], parts[1], parts[2]
         if request.method == "PUT" and request.headers.get("x-copy-from"):
-            return await self._put(request, parts[0])
+            return await self._put(request, account)
         if request.method == "COPY":
-            return await self._copy(request, *parts)
+            return await self._copy(request, account, container, obj)
         return await self.app(request)
 
-    async def _copy(self, request: Request, account: str, container: str, obj: str | None) -> Response:
+    async def _copy(self, request: Request, account: str, container: str, obj: str) -> Response:
         destination = request.headers.get("destination")
         if not destination:
             return Response.text(412, "Destination header required")
