@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 import trio
 
 from common.http import HTTPClient, quote_path
+from common.log import log_event
 from common.timestamp import Timestamp
 from storage_node.index import Op, open_db
+
+if TYPE_CHECKING:
+    from storage_node.context import NodeContext
 
 DB_NAME = b"async_pending"
 
@@ -140,3 +144,28 @@ def build_updates(method: str, headers: Any, name: str, object_hash: str, ts: Ti
     if method == "PUT":
         row.update({"X-Size": str(size), "X-Content-Type": content_type, "X-Etag": etag})
     return [PendingUpdate(method, h, p, d, part, name, row, object_hash) for h, p, d, part in tg]
+
+
+async def update_containers(ctx: NodeContext, headers: Any, drive: str, name: str, name_hash: str, method: str,
+                            ts: Timestamp, size: int = 0, ctype: str = "", etag: str = "") -> int:
+    """Send the object row to every container target in ``headers``
+    concurrently; queue the failures on ``drive``. Returns how many queued."""
+    updates = build_updates(method, headers, name, name_hash, ts, size, ctype, etag)
+    if not updates:
+        return 0
+    failed: list[PendingUpdate] = []
+    trans_id = headers.get("x-trans-id") or ""
+    timeout = ctx.settings.container_update_timeout
+
+    async def one(u: PendingUpdate) -> None:
+        if not await send_update(ctx.http, u, timeout, trans_id):
+            failed.append(u)
+
+    async with trio.open_nursery() as nursery:
+        for u in updates:
+            nursery.start_soon(one, u)
+    if failed:
+        env = await ctx.run(drive, ctx.env, drive)
+        await ctx.committer(drive).commit([op_enqueue(env, u) for u in failed])
+        log_event(ctx.logger, "container_update_queued", trans_id=trans_id, count=len(failed), name=name)
+    return len(failed)

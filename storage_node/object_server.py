@@ -151,7 +151,7 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     else:
         loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, limit, begin)
     meta = writer.meta
-    await _update_containers(ctx, req, bp, loc.hash, "PUT", ts, meta["size"],
+    await async_pending.update_containers(ctx, req.headers, bp.drive, bp.name, loc.hash, "PUT", ts, meta["size"],
                              headers["content-type"], meta["etag"])
     return Response(201, {"ETag": meta["etag"], "X-Backend-Timestamp": ts.internal})
 
@@ -209,28 +209,6 @@ async def _abort(ctx: NodeContext, drive: str, writer: ObjectWriter) -> None:
             await ctx.run(drive, writer.abort)
         except OSError:
             pass
-
-
-async def _update_containers(ctx: NodeContext, req: Request, bp: BackendPath, name_hash: str, method: str,
-                             ts: Timestamp, size: int = 0, ctype: str = "", etag: str = "") -> None:
-    updates = async_pending.build_updates(method, req.headers, bp.name, name_hash, ts, size, ctype, etag)
-    if not updates:
-        return
-    failed: list[async_pending.PendingUpdate] = []
-    trans_id = req.headers.get("x-trans-id") or ""
-    timeout = ctx.settings.container_update_timeout
-
-    async def one(u: async_pending.PendingUpdate) -> None:
-        if not await async_pending.send_update(ctx.http, u, timeout, trans_id):
-            failed.append(u)
-
-    async with trio.open_nursery() as nursery:
-        for u in updates:
-            nursery.start_soon(one, u)
-    if failed:
-        env = await ctx.run(bp.drive, ctx.env, bp.drive)
-        await ctx.committer(bp.drive).commit([async_pending.op_enqueue(env, u) for u in failed])
-        log_event(ctx.logger, "container_update_queued", trans_id=trans_id, count=len(failed), name=bp.name)
 
 
 # -- GET / HEAD -------------------------------------------------------------------
@@ -372,7 +350,7 @@ async def _delete(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         return loc, old, rec
 
     loc, old, rec = await ctx.run(bp.drive, work)
-    await _update_containers(ctx, req, bp, loc.hash, "DELETE", ts)
+    await async_pending.update_containers(ctx, req.headers, bp.drive, bp.name, loc.hash, "DELETE", ts)
     if old is not None and old.exists and not old.expired(ctx.clock()):
         return Response(204, {"X-Backend-Timestamp": ts.internal})
     hdrs = {"X-Backend-Timestamp": old.tomb_ts.internal} if old and old.tomb_ts else {}

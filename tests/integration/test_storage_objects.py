@@ -356,3 +356,26 @@ def test_container_updates_reach_the_listing_and_if_delete_at(node):
                                                                   **target})
     assert r.status_code == 204
     assert node.client.get(node.url("/d2/9/a/c"), params={"format": "json"}).json() == []
+
+
+def test_auditor_task_in_the_server_and_tombstone_reclaim(tmp_path):
+    n = Node(tmp_path)
+    n.config.write_text(f'[cluster]\nhash_secret = "{SECRET}"\n[storage]\nauditor_bytes_per_second = 1e9\n'
+                        'auditor_interval = 0.2\nreclaim_age = 3600.0\n')
+    n.start()
+    try:
+        assert n.put("/d1/5/a/c/o", b"audited bytes", 1).status_code == 201
+        d = n.obj_dir("d1", "a/c/o")
+        _flip(d / f"{ts(1)}.data", 2)
+        quarantined = n.drives["d1"] / "quarantined" / "objects" / d.name
+        assert wait_for(quarantined.is_dir, timeout=20)
+        # a tombstone older than reclaim_age (2023 < now - 1 h) is reclaimed by the
+        # next rehash; a fresh one is kept (invariant 2)
+        fresh = time.time() - 1_700_000_000
+        n.client.delete(n.url("/d1/5/a/c/old"), headers={"X-Timestamp": ts(1)})
+        n.client.delete(n.url("/d1/5/a/c/new"), headers={"X-Timestamp": ts(fresh)})
+        assert wait_for(lambda: not n.obj_dir("d1", "a/c/old").exists(), timeout=20)
+        assert [p.name for p in n.obj_dir("d1", "a/c/new").iterdir()] == [f"{ts(fresh)}.ts"]
+    finally:
+        n.stop()
+        n.client.close()
