@@ -50,9 +50,10 @@ def _first_of_tier(T: np.ndarray) -> np.ndarray:
 def _tier_excess(A: np.ndarray, topo: Topology, limits: tuple[np.ndarray, ...] | list[np.ndarray]
                  ) -> np.ndarray:
     lims = [np.ascontiguousarray(np.rint(lim), dtype=np.int32) for lim in limits]
-    return _builder_kernels.tier_excess(
+    out: np.ndarray = _builder_kernels.tier_excess(
         np.ascontiguousarray(A, dtype=np.int32), topo.parent[3].astype(np.int32),
         topo.parent[2].astype(np.int32), topo.parent[1].astype(np.int32), *lims)
+    return out
 
 
 def undispersed(A: np.ndarray, topo: Topology, caps: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -150,4 +151,4 @@ def dispersion_of(A: np.ndarray, topo: Topology, max_allowed: list[np.ndarray]) 
     if N == 0:
         return 0.0
     risk = np.maximum(_tier_excess(A, topo, max_allowed), (A < 0).sum(axis=0))
-    return 100.0 * float(risk.sum(dtype=np.int64)) / (N * R)
+    return float(100.0 * float(risk.sum(dtype=np.int64)) / (int(N) * int(R)))

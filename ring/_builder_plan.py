@@ -25,6 +25,7 @@ The targets follow Swift's replica plan (``_build_weighted_replicas_by_tier``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,15 +78,15 @@ def topology(inventory: Inventory, extra_ids: int = 0) -> Topology:
     ndev = len(rows)
     dev_ids = np.array([r[3] for r in rows], dtype=np.int64)
     weights = np.array([r[4] for r in rows], dtype=np.float64)
-    keys = [
+    keys: list[list[tuple[Any, ...]]] = [
         [(r[0],) for r in rows],
         [(r[0], r[1]) for r in rows],
         [(r[0], r[1], r[2]) for r in rows],
     ]
     tier: list[np.ndarray] = []
-    names: list[list[tuple]] = []
+    names: list[list[tuple[Any, ...]]] = []
     for level in range(3):
-        uniq: dict[tuple, int] = {}
+        uniq: dict[tuple[Any, ...], int] = {}
         idx = np.empty(ndev, dtype=np.int32)
         for i, k in enumerate(keys[level]):
             idx[i] = uniq.setdefault(k, len(uniq))
@@ -151,10 +152,10 @@ def max_replicas(topo: Topology, replicas: int, bound: str) -> list[np.ndarray]:
     """
     out: list[np.ndarray] = []
     act_children = [np.bincount(topo.parent[level][topo.nactive[level] > 0],
-                                minlength=topo.sizes[level - 1]) if level else None
+                                minlength=topo.sizes[level - 1]) if level else np.zeros(0)
                      for level in range(4)]
     n_regions = int((topo.nactive[0] > 0).sum())
-    prev = None
+    prev: np.ndarray = np.zeros(0)
     for level in range(4):
         if level == 0:
             m = np.full(topo.sizes[0], replicas / max(n_regions, 1), dtype=np.float64)
@@ -255,7 +256,8 @@ def _apportion(total: int, desired: np.ndarray) -> np.ndarray:
         order = np.lexsort((np.arange(len(d)), d - f))
         take = order[f[order] > 0][: -left]
         f[take] -= 1
-    return f
+    out: np.ndarray = f
+    return out
 
 
 def make_plan(topo: Topology, replicas: int, parts: int, overload: float) -> Plan:

@@ -246,8 +246,8 @@ class RingBuilder:
             """Move passes until nothing is overfull or no single move helps."""
             nonlocal rounds
             while True:
-                excess = np.bincount(A[A >= 0], minlength=len(topo.dev_ids)) - plan.dev_parts
-                excess = excess.astype(np.int64)
+                excess: np.ndarray = (np.bincount(A[A >= 0], minlength=len(topo.dev_ids))
+                                      - plan.dev_parts).astype(np.int64)
                 if not (excess > 0).any() or rounds >= MAX_ROUNDS:
                     return excess
                 rounds += 1
