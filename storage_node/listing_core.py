@@ -10,7 +10,8 @@ L2. ``list_entries`` walks rows in name order through a ``scan`` callable
     (a cursor range scan in the LMDB shell, a sorted list in tests), skips
     tombstones, rolls names up to ``Subdir`` entries at the first delimiter
     after the prefix and then seeks past that whole subdir (it never walks it),
-    and never returns a subdir equal to the marker. Names are compared by code
+    and never returns a subdir equal to the lower bound (the marker; with
+    ``reverse``, the end_marker), as Swift. Names are compared by code
     point, which is UTF-8 byte order (what LMDB keys sort by).
 L3. Output format from ``format=`` (json|xml|plain, unknown -> plain) or the
     ``Accept`` header, best match among text/plain, application/json,
@@ -117,6 +118,7 @@ def list_entries(scan: Scan, q: ListingQuery) -> list[Entry]:
     if q.limit <= 0:
         return out
     start, inclusive = _start(q)
+    lower = q.end_marker if q.reverse else q.marker  # Swift's orig_marker, after its swap
     while True:
         restart: tuple[str | None, bool] | None = None
         for row in scan(start, inclusive, q.reverse):
@@ -131,7 +133,7 @@ def list_entries(scan: Scan, q: ListingQuery) -> list[Entry]:
                 end = name.find(q.delimiter, len(q.prefix))
                 if end >= 0:
                     dir_name = name[: end + len(q.delimiter)]
-                    if dir_name != q.marker:
+                    if dir_name != lower:
                         out.append(Subdir(dir_name))
                         if len(out) >= q.limit:
                             return out

@@ -153,7 +153,7 @@ def naive(rows, q: ListingQuery):
         end = n.find(q.delimiter, len(q.prefix)) if q.delimiter else -1
         if end >= 0:
             d = n[: end + len(q.delimiter)]
-            if d in seen or d == q.marker:
+            if d in seen or d == (q.end_marker if q.reverse else q.marker):
                 continue
             seen.add(d)
             out.append(("subdir", d))
