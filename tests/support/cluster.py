@@ -84,6 +84,12 @@ class Cluster:
         finally:
             conn.close()
 
+    def connection(self, user: str = "test:tester", key: str = "testing") -> Any:
+        """A python-swiftclient ``Connection`` for ``user`` (no retries)."""
+        from swiftclient import client as swift
+
+        return swift.Connection(authurl=self.auth_url, user=user, key=key, retries=0)
+
     # -- faults ------------------------------------------------------------------
     def kill_node(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Kill storage node ``i`` (SIGKILL by default: a crash)."""
