@@ -174,15 +174,21 @@ async def _report_now(request: Request, ctx: Any, store: Any, st: DbState) -> Re
 
 # -- the account reporter ------------------------------------------------------------
 
+_REPORT_CURSOR: dict[tuple[int, str], bytes] = {}  # where the next pass starts, per drive
+
 async def report_dirty(ctx: Any, drive: str, limit: int = 1000, concurrency: int = 16) -> int:
     """Report every dirty container of ``drive`` to its account once; returns
     how many were acknowledged by all their account replicas."""
     store = await store_for(ctx, drive)
 
     def read(dbs: ListingDbs, txn: Any) -> list[DbState]:
-        return [st for ref in dbs.dirty_refs(txn, limit) if (st := dbs.state(txn, ref)) is not None]
+        refs = dbs.dirty_refs(txn, limit, _REPORT_CURSOR.get(key, b""))
+        return [st for ref in refs if (st := dbs.state(txn, ref)) is not None]
 
+    key = (id(ctx), drive)
     states = await store.read(read)
+    if states:
+        _REPORT_CURSOR[key] = states[-1].ref.key
     done = 0
     limiter = trio.CapacityLimiter(concurrency)
 

@@ -314,14 +314,23 @@ class ListingDbs:
                 new_point = int.from_bytes(key[8:], "big")
         return rows, new_point
 
-    def dirty_refs(self, txn: lmdb.Transaction, limit: int) -> list[DbRef]:
-        out = []
-        for key in txn.cursor(db=self.dirty).iternext(values=False):
-            st = self._state_at(txn, key)
-            if st is not None:
-                out.append(st.ref)
-            if len(out) >= limit:
-                break
+    def dirty_refs(self, txn: lmdb.Transaction, limit: int, after: bytes = b"") -> list[DbRef]:
+        """Up to ``limit`` dirty containers with keys after ``after``, wrapping
+        around, so containers that keep failing cannot starve the others."""
+        out: list[DbRef] = []
+        seen: set[bytes] = set()
+        cur = txn.cursor(db=self.dirty)
+        for start in (after, b""):
+            if not (cur.set_range(after + b"\x00") if start else cur.first()):
+                continue
+            for key in cur.iternext(values=False):
+                key = bytes(key)
+                if key in seen or len(out) >= limit:
+                    break
+                seen.add(key)
+                st = self._state_at(txn, key)
+                if st is not None:
+                    out.append(st.ref)
         return out
 
     def clear_dirty(self, txn: lmdb.Transaction, ref: DbRef, seen_max_row: int,

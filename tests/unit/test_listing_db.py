@@ -223,6 +223,16 @@ def test_dirty_marks_follow_count_changes(dbs):
         assert dbs.dirty_refs(txn, 10) == [REF]
         dbs.clear_dirty(txn, REF, st.max_row - 1, st.info)  # stale report: stays dirty
         assert dbs.dirty_refs(txn, 10) == [REF]
+    others = [make_db(dbs, DbRef("container", "AUTH_a", f"x{i}")) for i in range(4)]
+    with dbs.env.begin(write=True) as txn:
+        for o in others:
+            dbs.set_info(txn, o, o.info)
+        everyone = dbs.dirty_refs(txn, 100)
+        assert len(everyone) == 5
+        first = dbs.dirty_refs(txn, 2)
+        second = dbs.dirty_refs(txn, 2, after=first[-1].key)
+        third = dbs.dirty_refs(txn, 2, after=second[-1].key)
+        assert first + second == everyone[:4] and third == [everyone[4], everyone[0]]  # wraps
     row = container_row_of(st)
     assert (row.name, row.object_count, row.bytes_used, row.stats_timestamp) == ("c", 1, 4, Timestamp(9))
 
