@@ -98,6 +98,18 @@ def acl_from_info(info: Any, header: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _clean_acl_headers(request: Request) -> Response | None:
+    """Normalise ``X-Container-Read/Write`` in place; 400 saying why when invalid."""
+    for name in ACL_HEADERS:
+        value = request.headers.get(name)
+        if value is not None:
+            try:
+                request.headers.set(name, clean_acl(name, value))
+            except AclError as exc:
+                return Response.text(400, str(exc))
+    return None
+
+
 def _unauthorized(realm: str) -> Response:
     return Response.text(401, headers={"www-authenticate": f'Swift realm="{realm}"'})
 
@@ -188,6 +200,8 @@ class TempAuth:
             )
             if decision is Decision.OWNER:
                 request.context["swift_owner"] = True
+                if container is not None and obj is None and request.method in ("PUT", "POST"):
+                    return _clean_acl_headers(request)  # only owners get here (Swift order: 403 first)
                 return None
             if decision is Decision.ALLOW:
                 return None
@@ -214,14 +228,6 @@ class TempAuth:
         request.context["authorize"] = self.make_authorize(identity)
         request.context["clean_acl"] = clean_acl
         account, container, obj = parts
-        if container is not None and obj is None and request.method in ("PUT", "POST"):
-            for name in ACL_HEADERS:
-                value = request.headers.get(name)
-                if value is not None:
-                    try:
-                        request.headers.set(name, clean_acl(name, value))
-                    except AclError as exc:
-                        return Response.text(400, str(exc))
         response: Response = await self.app(request)
         if container is not None and obj is None and not request.context.get("swift_owner"):
             for name in OWNER_ONLY_HEADERS:
