@@ -260,7 +260,54 @@ def _apportion(total: int, desired: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_plan(topo: Topology, replicas: int, parts: int, overload: float) -> Plan:
+def _sticky(topo: Topology, counts: np.ndarray, desired: np.ndarray,
+            current: np.ndarray) -> np.ndarray:
+    """Re-round drive targets inside each host to keep replicas where they are.
+
+    Largest-remainder rounding picks floor or ceil of each drive's share; any
+    choice whose error stays within the worst error of that rounding (so the
+    ring's balance is no worse) is as good, and among those the drives that
+    already hold more get the ceil: fewer replicas have to move.
+    """
+    act = topo.active & (desired > 0)
+    err = np.zeros(len(counts))
+    err[act] = np.abs(counts[act] - desired[act]) / desired[act]
+    bound = float(err.max(initial=0.0)) * (1 + 1e-9) + 1e-12
+    out = counts.copy()
+    starts = topo.start[2]
+    for h in range(topo.sizes[2]):
+        lo, hi = int(starts[h]), int(starts[h + 1])
+        total = int(counts[lo:hi].sum())
+        want = desired[lo:hi]
+        if hi - lo < 2 or want.sum() <= 0:
+            continue
+        d = want * (total / want.sum())
+        f = np.floor(d).astype(np.int64)
+        left = total - int(f.sum())
+        if left <= 0:
+            continue
+        a = act[lo:hi]
+        safe = np.where(a, want, 1.0)
+        must_ceil = a & (np.abs(f - want) / safe > bound)
+        must_floor = ~a | (np.abs(f + 1 - want) / safe > bound)
+        free = ~must_ceil & ~must_floor
+        k = left - int(must_ceil.sum())
+        if k < 0 or k > int(free.sum()) or (must_ceil & must_floor).any():
+            continue
+        sticky = current[lo:hi] > f
+        idx = np.flatnonzero(free)
+        order = idx[np.lexsort((idx, -(d - f)[idx], ~sticky[idx]))]
+        t = f.copy()
+        t[must_ceil] += 1
+        t[order[:k]] += 1
+        out[lo:hi] = t
+    return out
+
+
+def make_plan(topo: Topology, replicas: int, parts: int, overload: float,
+              current: np.ndarray | None = None) -> Plan:
+    """The plan for an inventory; ``current`` (partition-replicas per dense drive) makes
+    the rounding of drive targets prefer drives that already hold more."""
     weighted = weighted_replicas(topo, replicas)
     wanted = wanted_replicas(topo, replicas, weighted)
     act = topo.active
@@ -285,4 +332,6 @@ def make_plan(topo: Topology, replicas: int, parts: int, overload: float) -> Pla
             lo, hi = int(starts[p]), int(starts[p + 1])
             out[lo:hi] = _apportion(int(counts[p]), desired[lo:hi])
         counts = out
+    if current is not None and current.any():
+        counts = _sticky(topo, counts, target[3] * parts, current)
     return Plan(tuple(target), cap, counts, required)

@@ -220,10 +220,11 @@ class RingBuilder:
         tick(0.0)
         topo = self._topology(inventory)
         R, N = self.replicas, self.parts
-        plan = make_plan(topo, R, N, self.overload)
-        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.rebalances])
         old = self.replica2part2dev
         start = topo.dense(old)  # dense, -1 for unassigned or removed drives
+        plan = make_plan(topo, R, N, self.overload,
+                         np.bincount(start[start >= 0], minlength=len(topo.dev_ids)))
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.rebalances])
         A = start.copy()
         # one voluntary move per partition per rebalance, none within min_part_hours
         can_move = (self.last_moved + self.min_part_hours * 3600.0 <= now)

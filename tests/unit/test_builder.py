@@ -322,3 +322,30 @@ def test_progress_is_reported() -> None:
     RingBuilder(6, 3, 1).rebalance(inv, now=0.0, progress=seen.append)
     assert seen[0] == 0.0 and seen[-1] == 1.0
     assert seen == sorted(seen)
+
+
+@SETTINGS
+@given(layouts(), st.integers(6, 9), st.integers(0, 9))
+def test_sticky_rounding_moves_less_and_balances_no_worse(layout, pp, seed) -> None:
+    inv = build_inventory(layout)
+    assume(len(inv.drives) >= 3)
+    b = RingBuilder(pp, 3, 1, seed=seed)
+    b.rebalance(inv, now=0.0)
+    inv.add_drive("host0", "extra", 120.0)
+    topo = topology(inv)
+    current = np.bincount(topo.dense(b.replica2part2dev).ravel(), minlength=len(topo.dev_ids))
+    plain = make_plan(topo, 3, b.parts, 0.0)
+    sticky = make_plan(topo, 3, b.parts, 0.0, current)
+    assert sticky.dev_parts.sum() == plain.dev_parts.sum() == 3 * b.parts
+    for level in range(3):  # tier totals unchanged
+        np.testing.assert_array_equal(
+            np.bincount(topo.tier[level], weights=sticky.dev_parts, minlength=topo.sizes[level]),
+            np.bincount(topo.tier[level], weights=plain.dev_parts, minlength=topo.sizes[level]))
+    exact = plain.target[3] * b.parts
+    live = exact > 0
+    def worst(t):
+        return float((np.abs(t[live] - exact[live]) / exact[live]).max())
+    assert worst(sticky.dev_parts) <= worst(plain.dev_parts) * (1 + 1e-9) + 1e-12
+    def must_move(t):
+        return int(np.maximum(current - t, 0).sum())
+    assert must_move(sticky.dev_parts) <= must_move(plain.dev_parts)
