@@ -38,6 +38,7 @@ CARRIED_HEADERS = (
     "x-delete-at",
     "x-robots-tag",
 )
+SOURCE_ONLY = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 META_PREFIXES = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
 NOT_FORWARDED = (
     "content-length",
@@ -49,6 +50,12 @@ NOT_FORWARDED = (
     "x-fresh-metadata",
     "etag",
     "expect",
+    # these select and condition the source, not the destination
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
 )
 
 
@@ -148,7 +155,8 @@ class ServerSideCopy:
         manifest_get = request.query.get("multipart-manifest") == "get"
         get_headers = request.headers.copy()
         for name in NOT_FORWARDED:
-            get_headers.pop(name)
+            if name not in SOURCE_ONLY:
+                get_headers.pop(name)
         for name in list(get_headers):
             if name.startswith(META_PREFIXES) or name == "content-type":
                 get_headers.pop(name)
