@@ -76,6 +76,7 @@ async def _audit_drive(ctx: NodeContext, drive: str, pacer: _Pacer, stats: Audit
         on_disk = {int(p) for p in ctx.drive_layer.listdir(root / "objects") if p.isdigit()}
         return sorted(on_disk | set(ctx.index(drive).partitions()))
 
+    await ctx.run(drive, lambda: ctx.drive_layer.clean_temp(ctx.check_drive(drive)))
     for part in await ctx.run(drive, partitions):
         seen = await ctx.run(drive, rehash_from_disk, ctx, drive, part, None)
         root = ctx.root(drive)

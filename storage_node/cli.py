@@ -85,10 +85,23 @@ def _settings(config: ClusterConfig, args: argparse.Namespace) -> Any:
     return dataclasses.replace(settings, **overrides)
 
 
+def _clean_temp(config: ClusterConfig, drives: dict[str, Path], settings: Any) -> None:
+    from storage_node.drive import DriveUnavailable
+    from storage_node.server import build_context
+
+    ctx = build_context(config, drives, settings=settings)
+    for d in drives:
+        try:
+            ctx.drive_layer.clean_temp(ctx.check_drive(d))
+        except (DriveUnavailable, OSError):
+            continue  # that drive answers 507 until it comes back
+
+
 def cmd_serve_storage(args: argparse.Namespace) -> int:
     config, drives, port = _load(args)
     settings = _settings(config, args)
     setup_logging(args.log_level)
+    _clean_temp(config, drives, settings)  # before READY and before the workers fork
 
     async def serve(listener: trio.SocketListener, bound: int) -> None:
         from storage_node.server import serve_storage

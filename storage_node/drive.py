@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -53,12 +54,23 @@ class DriveLayer(Protocol):
     def fsync_dir(self, path: Path) -> None: ...
     def move_dir(self, src: Path, dst: Path) -> None: ...
     def remove_empty_dirs(self, path: Path, stop: Path) -> None: ...
+    def clean_temp(self, root: Path) -> int: ...
     def lock_dir(self, path: Path) -> AbstractContextManager[None]: ...
     def lock_partition(self, root: Path, partition: int, shared: bool) -> AbstractContextManager[None]: ...
     def free_bytes(self, root: Path) -> int: ...
 
 
 # -- real disk ---------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -90,7 +102,7 @@ class _DiskTemp:
         tmp = root / "tmp"
         if not tmp.is_dir():
             _makedirs_durable(tmp)
-        self.path = tmp / f"{uuid.uuid4().hex}.tmp"
+        self.path = tmp / f"{os.getpid()}-{uuid.uuid4().hex}.tmp"  # pid: see clean_temp
         self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -180,6 +192,24 @@ class DiskDrives:
         os.rename(src, dst)
         _fsync_dir(dst.parent)
         _fsync_dir(src.parent)
+
+    def clean_temp(self, root: Path) -> int:
+        """Remove temp files (and aborted partition drops) left in
+        ``<root>/tmp`` by writers that died (their pid is in the name and no
+        longer runs), e.g. a crash before rename (FAULTS 3). Returns how many."""
+        tmp = root / "tmp"
+        removed = 0
+        for name in self.listdir(tmp):
+            pid_s = name.removeprefix("drop-").split("-", 1)[0]
+            if not pid_s.isdigit() or _alive(int(pid_s)):
+                continue
+            p = tmp / name
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                self.unlink(p)
+            removed += 1
+        return removed
 
     def remove_empty_dirs(self, path: Path, stop: Path) -> None:
         p = path
@@ -285,6 +315,9 @@ class MemoryDrives:
 
     def remove_empty_dirs(self, path: Path, stop: Path) -> None:
         return None  # directories exist only through their files
+
+    def clean_temp(self, root: Path) -> int:
+        return 0  # in-memory temp files die with their writer
 
     @contextmanager
     def lock_dir(self, path: Path) -> Iterator[None]:

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -142,7 +143,7 @@ def drop_partition(ctx: NodeContext, drive: str, part: int, expected: dict[str, 
             return False, current
         part_dir = root / "objects" / str(part)
         if drives.listdir(part_dir):
-            trash = root / "tmp" / f"drop-{uuid.uuid4().hex}"
+            trash = root / "tmp" / f"drop-{os.getpid()}-{uuid.uuid4().hex}"
             drives.move_dir(part_dir, trash)
             _remove_tree(drives, trash)
         idx.apply([idx.op_delete_row(part, h) for h, _ in idx.rows(part)])

@@ -15,6 +15,7 @@ message as a plain-text body.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -164,6 +165,10 @@ def build_context(config: ClusterConfig, drives: Mapping[str, Path], *, clock: C
     )
 
 
+def _clean(ctx: NodeContext, drive: str) -> int:
+    return ctx.drive_layer.clean_temp(ctx.check_drive(drive))
+
+
 async def serve_storage(
     config: ClusterConfig,
     *,
@@ -185,7 +190,12 @@ async def serve_storage(
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(partial(serve_http, app.handle, host=host, port=port, listeners=listeners,
                                             server_name="ringstack-storage"))
-        log_event(ctx.logger, "storage_started", host=host, port=bound, drives=sorted(drives))
+        cleaned = 0
+        for d in ctx.drives:  # temp files of writers that died (crash before rename)
+            with contextlib.suppress(DriveUnavailable, OSError):
+                cleaned += await ctx.run(d, _clean, ctx, d)
+        log_event(ctx.logger, "storage_started", host=host, port=bound, drives=sorted(drives),
+                  temp_files_removed=cleaned)
         if ctx.settings.auditor_bytes_per_second > 0:
             from storage_node.auditor import run_auditor
 

@@ -4,6 +4,7 @@ directories, over plain HTTP (httpx and raw sockets)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -244,7 +245,13 @@ def test_restart_keeps_everything(node):
     node.client.delete(node.url("/d1/5/a/c/o0"), headers={"X-Timestamp": ts(2)})
     before = node.client.request("REPLICATE", node.url("/d1/5")).json()
     node.stop()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (node.drives["d1"] / "tmp" / f"{dead.pid}-crashed.tmp").write_bytes(b"half a body")  # a writer that died
+    (node.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").write_bytes(b"in flight")  # a live one
     node.start()
+    assert [p.name for p in tmp_files(node.drives["d1"])] == [f"{os.getpid()}-alive.tmp"]
+    (node.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").unlink()
     assert node.get("/d1/5/a/c/o0").status_code == 404
     assert [node.get(f"/d1/5/a/c/o{i}").content for i in range(1, 5)] == [f"body {i}".encode() for i in range(1, 5)]
     assert node.client.request("REPLICATE", node.url("/d1/5")).json() == before
