@@ -14,12 +14,12 @@ import json
 
 from common.http import Request, Response
 from proxy import constraints
-from proxy.app import ProxyApp, method_not_allowed
+from proxy.app import ProxyApp, method_not_allowed, options_response, swift_status
 from proxy.backend import backend_path
 from proxy.container_controller import create_account, read_listing, write_headers
 from proxy.quorum import best_response, quorum_size
 
-METHODS = ("GET", "HEAD", "POST")
+METHODS = ("GET", "HEAD", "OPTIONS", "POST")
 WRITE_PREFIXES = ("x-account-", "x-remove-account-")
 
 
@@ -53,6 +53,9 @@ def empty_account(request: Request, account: str, ts: str) -> Response:
         body = f'<?xml version="1.0" encoding="UTF-8"?>\n<account name="{_xml(account)}"></account>'.encode()
     else:
         headers["content-type"] = "text/plain; charset=utf-8"
+        if request.method == "HEAD":  # Swift answers a HEAD of a not-yet-created account 200
+            headers["content-length"] = "0"
+            return Response(200, headers, b"")
         return Response(204, headers, b"")
     if request.method == "HEAD":
         headers["content-length"] = str(len(body))
@@ -68,6 +71,8 @@ async def handle_account(app: ProxyApp, request: Request, account: str) -> Respo
     method = request.method
     if method not in METHODS:
         return method_not_allowed(METHODS)
+    if method == "OPTIONS":
+        return options_response(METHODS)
     problem = constraints.check_names(app.conf, account, None, None, creating=False)
     if problem is not None:
         return Response.text(*problem)
@@ -106,5 +111,5 @@ async def handle_account(app: ProxyApp, request: Request, account: str) -> Respo
                 return Response.text(503, "could not create the account")
             continue
         app.invalidate_account(account)
-        return Response.text(status)
+        return swift_status(status)
     return Response.text(503)

@@ -246,5 +246,33 @@ def _int(value: str | None) -> int:
         return 0
 
 
+POLICY_NAME = "Policy-0"  # the one storage policy (see /info)
+SWIFT_BODIES = {
+    202: "The request is accepted for processing.",
+    422: "Unable to process the contained instructions",
+}
+
+
+def swift_status(status: int, headers: Any = None) -> Response:
+    """A body-less status answer shaped as Swift's (swob) default response."""
+    if status in (201, 204):
+        resp = Response(status, headers)
+        resp.headers.set("content-type", "text/html; charset=UTF-8")
+        return resp
+    if status in SWIFT_BODIES:
+        from common.http import REASONS
+
+        body = f"<html><h1>{REASONS.get(status, '')}</h1><p>{SWIFT_BODIES[status]}</p></html>"
+        resp = Response(status, headers, body.encode())
+        resp.headers.set("content-type", "text/html; charset=UTF-8")
+        return resp
+    return Response.text(status, headers=headers)
+
+
 def method_not_allowed(allowed: tuple[str, ...]) -> Response:
     return Response.text(405, headers={"allow": ", ".join(allowed)})
+
+
+def options_response(allowed: tuple[str, ...]) -> Response:
+    """OPTIONS without CORS configured: the allowed verbs (Swift answers 200)."""
+    return Response(200, {"allow": ", ".join(allowed), "content-length": "0"}, b"")

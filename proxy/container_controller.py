@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from common.http import Request, Response
 from proxy import constraints
-from proxy.app import ProxyApp, method_not_allowed
+from proxy.app import POLICY_NAME, ProxyApp, method_not_allowed, options_response, swift_status
 from proxy.backend import backend_path
-from proxy.get import client_headers, read_newest, read_one
+from proxy.get import read_newest, read_one
 from proxy.object_controller import spread_updates
 from proxy.quorum import (
     ConsistencyError,
@@ -28,7 +28,7 @@ from proxy.quorum import (
 )
 from ring.ringfile import RingDevice
 
-METHODS = ("DELETE", "GET", "HEAD", "POST", "PUT")
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT")
 LISTING_PASS = ("accept",)
 WRITE_PREFIXES = ("x-container-", "x-remove-container-", "x-versions-", "x-remove-versions-", "x-history-")
 
@@ -82,16 +82,25 @@ async def read_listing(
     newest = (request.headers.get("x-newest") or "").lower() in ("true", "1", "yes", "on")
     it = app.node_iter(ring, part, nodes)
     if r == 1 and not newest:
-        return await read_one(app.backend, it, len(nodes), request.method, path_for, headers, ring_name)
-    return await read_newest(
-        app.backend, it, len(nodes), r, request.method, path_for, {"x-trans-id": tid}, headers, None, ring_name
-    )
+        resp = await read_one(app.backend, it, len(nodes), request.method, path_for, headers, ring_name)
+    else:
+        resp = await read_newest(
+            app.backend, it, len(nodes), r, request.method, path_for, {"x-trans-id": tid}, headers, None, ring_name
+        )
+    if 200 <= resp.status < 300:
+        resp.headers.set("accept-ranges", "bytes")
+        resp.headers.set("vary", "Accept")
+        if resp.status == 204 or request.method == "HEAD":
+            resp.headers.set("content-length", resp.headers.get("content-length") or "0")
+    return resp
 
 
 async def handle_container(app: ProxyApp, request: Request, account: str, container: str) -> Response:
     method = request.method
     if method not in METHODS:
         return method_not_allowed(METHODS)
+    if method == "OPTIONS":
+        return options_response(METHODS)
     problem = constraints.check_names(app.conf, account, container, None, creating=method == "PUT")
     if problem is not None:
         return Response.text(*problem)
@@ -99,7 +108,10 @@ async def handle_container(app: ProxyApp, request: Request, account: str, contai
     if denied is not None:
         return denied
     if method in ("GET", "HEAD"):
-        return await read_listing(app, request, "container", account, container, app.conf.container_listing_limit)
+        resp = await read_listing(app, request, "container", account, container, app.conf.container_listing_limit)
+        if 200 <= resp.status < 300:
+            resp.headers.set("x-storage-policy", POLICY_NAME)
+        return resp
     tid = app.trans_id(request)
     if method in ("PUT", "POST"):
         problem = constraints.check_metadata(app.conf, request.headers.items(), "container")
@@ -136,6 +148,4 @@ async def handle_container(app: ProxyApp, request: Request, account: str, contai
     chosen = answers[idx]
     status = chosen.status
     assert status is not None
-    if status >= 400:
-        return Response(status, client_headers(chosen.headers), chosen.body) if chosen.body else Response.text(status)
-    return Response.text(status)
+    return swift_status(status)

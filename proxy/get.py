@@ -128,6 +128,22 @@ async def _open_source(
 
 
 def _respond(backend: Backend, method: str, source: _Source) -> Response:
+    if source.status in (412, 416):
+        # The object exists but the condition or range failed: the object's
+        # headers with Swift's body for the status (as Swift's proxy relays).
+        if not source.whole:
+            trio.lowlevel.spawn_system_task(source.conn.aclose)
+        headers = client_headers(source.headers)
+        if source.status == 412:
+            headers.set("content-type", "text/html; charset=UTF-8")
+            return Response(412, headers, b"")
+        ctype = headers.get("content-type")
+        resp = Response.text(416, headers=headers)
+        if ctype:
+            resp.headers.set("content-type", ctype)
+        if method == "HEAD":
+            resp.body = b""
+        return resp
     headers = client_headers(source.headers)
     length = source.headers.get("content-length")
     if length is not None and source.status not in NO_BODY:

@@ -30,7 +30,7 @@ from common.http import BodyTimeout, ClientDisconnect, Request, Response, Upstre
 from common.log import get_logger, log_event
 from common.timestamp import Timestamp
 from proxy import constraints
-from proxy.app import ProxyApp, method_not_allowed
+from proxy.app import ProxyApp, method_not_allowed, options_response, swift_status
 from proxy.backend import BackendResponse, backend_path
 from proxy.get import read_newest, read_one
 from proxy.put import stream_put
@@ -46,7 +46,7 @@ from proxy.quorum import (
 from ring.ringfile import RingDevice
 
 _log = get_logger("proxy.object")
-METHODS = ("DELETE", "GET", "HEAD", "POST", "PUT")
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT")
 PERSISTED = (
     "content-type", "content-encoding", "content-disposition", "content-language", "cache-control",
     "expires", "x-robots-tag", "x-object-manifest", "x-static-large-object", "etag",
@@ -86,6 +86,8 @@ async def handle_object(app: ProxyApp, request: Request, account: str, container
     method = request.method
     if method not in METHODS:
         return method_not_allowed(METHODS)
+    if method == "OPTIONS":
+        return options_response(METHODS)
     problem = constraints.check_names(app.conf, account, container, obj, creating=method == "PUT")
     if problem is not None:
         return Response.text(*problem)
@@ -212,10 +214,10 @@ def _put_response(status: int, etag_list: list[str], ts: Timestamp, tid: str, me
         headers = {"last-modified": http_date(ts)}
         if etags:
             headers["etag"] = etags.pop()
-        return Response(201, headers, b"")
-    if status == 202:
-        return Response.text(202)
-    return Response.text(status, message if status == 503 else "")
+        return swift_status(201, headers)
+    if status == 503:
+        return Response.text(503, message)
+    return swift_status(status)
 
 
 async def _post_or_delete(
@@ -241,10 +243,10 @@ async def _post_or_delete(
     statuses = [a.status for a in answers]
     ok = sum(1 for s in statuses if s is not None and 200 <= s < 300)
     if ok >= w:
-        return Response.text(202 if method == "POST" else 204)
+        return swift_status(202 if method == "POST" else 204)
     idx = best_response(statuses, quorum_size(n))
     if idx is not None and statuses[idx] is not None and statuses[idx] >= 400:  # type: ignore[operator]
-        return Response.text(statuses[idx])  # type: ignore[arg-type]
+        return swift_status(statuses[idx])  # type: ignore[arg-type]
     return Response.text(503, f"only {ok} of the {w} replicas required acknowledged the {method}")
 
 
