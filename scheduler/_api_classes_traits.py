@@ -69,7 +69,7 @@ async def put_class(app: PlacementApp, ctx: Ctx) -> Reply:
         validate({"name": name}, CLASS_SCHEMA)
         created = await app.store.write(lambda tx: sp.create_class(tx, name, exist_ok=True))
         return Reply(201 if created else 204, None,
-                     [("location", f"/resource_classes/{name}")], cache=True)
+                     [("location", f"/resource_classes/{name}")], cache=False)
     new = ctx.json(CLASS_SCHEMA)["name"]
     await app.store.write(lambda tx: sp.rename_class(tx, name, new))
     return Reply(200, _class_body(new))

@@ -16,7 +16,15 @@ from . import _store_providers as sp
 from ._api_common import Ctx, Reply
 from ._api_providers import path_uuid
 from ._store_allocations import provider_usages
-from ._store_records import MAX_INT, Inventory, PlacementError, Provider, bad_request, not_found
+from ._store_records import (
+    CONCURRENT_UPDATE,
+    MAX_INT,
+    Inventory,
+    PlacementError,
+    Provider,
+    bad_request,
+    not_found,
+)
 from ._store_txn import Tx
 from .microversion import Version
 
@@ -64,7 +72,8 @@ def make_inventory(uuid: str, rc: str, data: dict[str, Any], version: Version,
     inv = Inventory(rc, **{k: data[k] for k in FIELDS if k in data})
     inv = Inventory(rc, inv.total, inv.reserved, inv.min_unit, inv.max_unit, inv.step_size,
                     float(inv.allocation_ratio))
-    too_big = inv.reserved > inv.total if version.at_least(26) else inv.reserved >= inv.total
+    # Placement: capacity <= 0 is invalid before 1.26, capacity < 0 from 1.26
+    too_big = inv.capacity < 0 if version.at_least(26) else inv.capacity <= 0
     if too_big:
         which = "greater than" if version.at_least(26) else "greater than or equal to"
         raise bad_request(f"Unable to {action} inventory for resource provider {uuid}: "
@@ -134,9 +143,8 @@ async def create_inventory(app: PlacementApp, ctx: Ctx) -> Reply:
                               f"No such resource class {rc}.")
         if rc in tx.inventories(uuid):
             raise PlacementError(409, f"Update conflict: Inventory for '{rc}' on resource "
-                                 f"provider '{uuid}' already exists.")
-        p = sp.set_inventories(tx, uuid, data.get("resource_provider_generation"), {rc: inv},
-                               replace=False)
+                                 f"provider '{uuid}' already exists.", CONCURRENT_UPDATE)
+        p = sp.set_inventories(tx, uuid, None, {rc: inv}, replace=False)
         return p, inv
 
     p, inv = await app.store.write(run)
@@ -171,8 +179,8 @@ async def update_inventory(app: PlacementApp, ctx: Ctx) -> Reply:
     rc = ctx.params["rc"]
 
     def run(tx: Tx) -> tuple[Provider, Inventory]:
-        sp.require_provider(tx, uuid)
-        data = ctx.json(BASE_SCHEMA)
+        sp.check_generation(sp.require_provider(tx, uuid),
+                            (data := ctx.json(BASE_SCHEMA))["resource_provider_generation"])
         inv = make_inventory(uuid, rc, data, ctx.version)
         if rc not in tx.inventories(uuid):
             raise bad_request(f"No inventory record with resource class for resource provider "

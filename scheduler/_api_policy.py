@@ -8,11 +8,12 @@ project, and ``openstack-system-scope`` makes the token system scoped.
 
 Policy, in Placement's two modes (chosen in config, ``[placement] policy``):
 
-- ``secure-rbac`` (new defaults, scope enforced): every API is for
-  ``admin`` or ``service``, except ``GET /usages`` which a ``reader`` of the
-  project asked about may also call; system-scoped tokens are refused.
-- ``legacy``: the new defaults OR the old ``role:admin`` rule, and scope is
-  not enforced (what oslo.policy does with enforce_new_defaults off).
+- ``secure-rbac`` (new defaults): every API is for ``admin`` or
+  ``service``, except ``GET /usages`` which a ``reader`` of the project asked
+  about may also call, and ``POST /reshaper`` which is ``service`` only.
+- ``legacy``: the new defaults OR the old ``role:admin`` rule (what
+  oslo.policy does with enforce_new_defaults off). Scope is enforced in
+  both modes, as Placement 16 does: a system-scoped token gets 403.
 
 Pure: no I/O.
 """
@@ -25,7 +26,8 @@ from ._api_common import Auth
 from ._store_records import PlacementError
 
 POLICIES = ("legacy", "secure-rbac")
-PROJECT_READABLE = frozenset({"placement:usages"})
+PROJECT_READABLE = frozenset({"placement:usages"})  # admin_or_project_reader_or_service
+SERVICE_ONLY = frozenset({"placement:reshaper:reshape"})  # service_api
 
 
 def authenticate(headers: Mapping[str, str]) -> Auth:
@@ -44,13 +46,17 @@ def authenticate(headers: Mapping[str, str]) -> Auth:
 
 
 def allowed(policy: str, action: str, auth: Auth, target_project: str | None = None) -> bool:
-    admin_or_service = bool(auth.roles & {"admin", "service"})
-    new_rule = admin_or_service
+    if action in SERVICE_ONLY:
+        new_rule = "service" in auth.roles
+    else:
+        new_rule = bool(auth.roles & {"admin", "service"})
     if action in PROJECT_READABLE and not new_rule:
-        new_rule = (bool(auth.roles & {"reader", "member"}) and auth.project_id is not None
+        new_rule = ("reader" in auth.roles and auth.project_id is not None
                     and auth.project_id == target_project)
+    if auth.system_scope is not None:  # Placement's rules are project scoped (both modes)
+        return False
     if policy == "secure-rbac":
-        return new_rule and auth.system_scope is None
+        return new_rule
     return new_rule or "admin" in auth.roles
 
 

@@ -119,13 +119,13 @@ def _list_schema(version: Version) -> dict[str, Any]:
     props: dict[str, Any] = {"name": {"type": "string"},
                              "uuid": {"type": "string", "format": "uuid"}}
     if version.at_least(3):
-        props["member_of"] = {"type": ["string", "array"]}
+        props["member_of"] = {"type": "string"}
     if version.at_least(4):
         props["resources"] = {"type": "string"}
     if version.at_least(14):
         props["in_tree"] = {"type": "string", "format": "uuid"}
     if version.at_least(18):
-        props["required"] = {"type": ["string", "array"]}
+        props["required"] = {"type": "string"}
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
@@ -137,9 +137,8 @@ async def list_providers(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:resource_providers:list")
     v = ctx.version
     q = ctx.query(frozenset({"member_of", "required"}))
-    if "required" in q and not v.at_least(39):
-        q["required"] = q["required"][-1]
-    validate(q, _list_schema(v), query=True)
+    validate({k: (val[-1] if isinstance(val, list) else val) for k, val in q.items()},
+             _list_schema(v), query=True)
     member_of = parse_member_of(_as_list(q["member_of"]), v) if "member_of" in q else None
     required = parse_required(_as_list(q["required"]), v) if "required" in q else None
     resources = parse_resources(q["resources"]) if "resources" in q else None
@@ -150,7 +149,8 @@ async def list_providers(app: PlacementApp, ctx: Ctx) -> Reply:
         if required is not None:
             missing = sorted(t for t in required.names() if not sp.trait_exists(tx, t))
             if missing:
-                raise bad_request(f"No such trait(s): {', '.join(missing)}.")
+                raise bad_request('Invalid trait(s) in "required" parameter: '
+                                  f"No such trait(s): {', '.join(missing)}.")
         if resources is not None:
             for rc in resources:
                 if not sp.class_exists(tx, rc):

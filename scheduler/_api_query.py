@@ -1,13 +1,15 @@
-"""Parsing of Placement's query-string mini languages (shared with
-``GET /allocation_candidates``).
+"""Parsing of Placement's query-string mini languages for GET /resource_providers.
 
 - ``resources=VCPU:2,MEMORY_MB:512`` -> ``{"VCPU": 2, "MEMORY_MB": 512}``
-- ``required=A,!B,in:C,D`` (``!`` from 1.22, ``in:`` from 1.39, repeated
-  parameter from 1.39) -> ``TraitFilter(all_of, any_of, forbidden)``
-- ``member_of=in:U1,U2`` / ``member_of=!in:U3`` (repeatable from 1.24,
-  ``!`` from 1.32) -> ``AggregateFilter(any_of_groups, forbidden)``
+- ``required=A,!B`` (``!`` from 1.22) and ``required=in:C,D`` (from 1.39,
+  when the parameter may also repeat; before, the last one wins)
+  -> ``TraitFilter(all_of, any_of, forbidden)``
+- ``member_of=U1`` / ``in:U1,U2`` / ``!U3`` / ``!in:U3,U4`` (repeatable from
+  1.24, ``!`` from 1.32) -> ``AggregateFilter(any_of, forbidden)``
 
-Each parser raises ``PlacementError`` 400 with Placement's message. Pure.
+The rules and messages are OpenStack Placement's (``placement/util.py``):
+clients and conformance suites match on them. Each parser raises a 400
+``PlacementError``. Pure.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._api_common import is_uuid, normalize_uuid
-from ._store_records import QUERYPARAM_BAD_VALUE, bad_request
+from ._store_records import bad_request
 from .microversion import Version
 
 
@@ -52,104 +54,107 @@ class AggregateFilter:
                 and not (self.forbidden & aggregates))
 
 
-def parse_resources(value: str, param: str = "resources") -> dict[str, int]:
+_FORM = "?resources=VCPU:2,MEMORY_MB:1024"
+
+
+def parse_resources(value: str) -> dict[str, int]:
+    if value.strip() == "":
+        raise bad_request("Badly formed resources parameter. Expected resources query "
+                          f"string parameter in form: {_FORM}. Got: empty string.")
     out: dict[str, int] = {}
-
-    def form(got: str) -> str:
-        return (f"Badly formed {param} parameter. Expected {param} query string parameter in "
-                f"form: ?{param}=VCPU:2,MEMORY_MB:1024. Got: {got}.")
-
-    if not value:
-        raise bad_request(form(value), QUERYPARAM_BAD_VALUE)
     for item in value.split(","):
-        rc, sep, amount = item.partition(":")
-        rc = rc.strip()
-        if not sep or not rc:
-            raise bad_request(form(item), QUERYPARAM_BAD_VALUE)
+        parts = item.split(":")
+        if len(parts) != 2:
+            raise bad_request("Badly formed resources parameter. Expected resources query "
+                              f"string parameter in form: {_FORM}. Got: {item}.")
+        rc, raw = parts
         try:
-            n = int(amount)
+            amount = int(raw)
         except ValueError:
-            raise bad_request(
-                f"Requested resource {rc} expected positive integer amount. Got: {amount}.",
-                QUERYPARAM_BAD_VALUE) from None
-        if n < 1:
-            raise bad_request(
-                f"Requested resource {rc} requires amount >= 1. Got: {n}.",
-                QUERYPARAM_BAD_VALUE)
-        if rc in out:
-            raise bad_request(f"Duplicate resource class in {param}: {rc}",
-                              QUERYPARAM_BAD_VALUE)
-        out[rc] = n
+            raise bad_request(f"Requested resource {rc} expected positive integer amount. "
+                              f"Got: {raw}.") from None
+        if amount < 1:
+            raise bad_request(f"Requested resource {rc} requires amount >= 1. Got: {amount}.")
+        out[rc] = amount
     return out
 
 
-def parse_required(values: list[str], version: Version, param: str = "required") -> TraitFilter:
-    allow_forbidden = version.at_least(22)
+def _parse_one_required(value: str, allow_forbidden: bool,
+                        allow_any: bool) -> tuple[list[frozenset[str]], set[str]]:
+    if value.startswith("in:"):
+        if not allow_any:
+            raise bad_request("Invalid query string parameters: The format "
+                              "'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' only supported since "
+                              f"microversion 1.39. Got: {value}")
+        group = frozenset(t.strip() for t in value[3:].split(","))
+        if not all(group):
+            raise bad_request("Invalid query string parameters: Expected 'required' "
+                              "parameter value of the form: in:HW_CPU_X86_VMX,CUSTOM_MAGIC. "
+                              f"Got an empty trait in: {value}")
+        if any(t.startswith("!") for t in group):
+            raise bad_request("Invalid query string parameters: The format "
+                              "'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' does not support forbidden "
+                              f"traits. Got: {value}")
+        return [group], set()
+    names = [t.strip() for t in value.split(",")]
+    forbidden = {t.lstrip("!") for t in names if t.startswith("!")}
+    if not all(names) or not all(forbidden):
+        form = "HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else \
+            "HW_CPU_X86_VMX,CUSTOM_MAGIC"
+        raise bad_request("Invalid query string parameters: Expected 'required' parameter "
+                          f"value of the form: {form}. Got an empty trait in: {value}")
+    if forbidden and not allow_forbidden:
+        raise bad_request("Invalid query string parameters: Expected 'required' parameter "
+                          f"value of the form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {value}")
+    return [frozenset({t}) for t in names if not t.startswith("!")], forbidden
+
+
+def parse_required(values: list[str], version: Version) -> TraitFilter:
+    """All ``required`` values of the request (in order)."""
     allow_any = version.at_least(39)
-    form = ("HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else "HW_CPU_X86_VMX,CUSTOM_MAGIC")
-    if allow_any:
-        form = "HW_CPU_X86_VMX,!CUSTOM_MAGIC or in:HW_CPU_X86_VMX,CUSTOM_MAGIC"
-    all_of: set[str] = set()
-    forbidden: set[str] = set()
-    any_of: list[frozenset[str]] = []
-    for value in values:
-        def bad(v: str = value) -> Exception:
-            return bad_request(f"Invalid query string parameters: Expected '{param}' parameter "
-                               f"value of the form: {form}. Got: {v}", QUERYPARAM_BAD_VALUE)
-        if allow_any and value.startswith("in:"):
-            names = value[3:].split(",")
-            if not all(names) or any(n.startswith("!") for n in names):
-                raise bad()
-            any_of.append(frozenset(names))
-            continue
-        names = value.split(",")
-        if not all(names):
-            raise bad()
-        for name in names:
-            if name.startswith("!"):
-                if not allow_forbidden or not name[1:]:
-                    raise bad()
-                forbidden.add(name[1:])
-            else:
-                all_of.add(name)
-    conflicting = all_of & forbidden
-    if conflicting:
-        raise bad_request(f"Conflicting required and forbidden traits found in the following "
-                          f"traits keys: {param}: ({', '.join(sorted(conflicting))})",
-                          QUERYPARAM_BAD_VALUE)
-    return TraitFilter(frozenset(all_of), tuple(any_of), frozenset(forbidden))
-
-
-def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
-    allow_forbidden = version.at_least(32)
-    if len(values) > 1 and not version.at_least(24):
-        raise bad_request("Multiple member_of parameters are not supported in the specified "
-                          "microversion.", QUERYPARAM_BAD_VALUE)
+    if not allow_any:
+        values = values[-1:]  # before 1.39 the last one wins
     groups: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
-        negate = False
-        text = value
-        if text.startswith("!"):
-            if not allow_forbidden:
-                raise bad_request("Forbidden member_of parameters are not supported in the "
-                                  "specified microversion.", QUERYPARAM_BAD_VALUE)
-            negate, text = True, text[1:]
-        if text.startswith("in:"):
-            text = text[3:]
-            if negate and not text:
-                raise bad_request("Invalid query string parameters: Expected 'member_of' "
-                                  f"parameter to contain valid UUID(s). Got: {value}")
-        elif negate and "," in text:
-            raise bad_request("Invalid query string parameters: Expected 'member_of' "
-                              f"parameter to contain valid UUID(s). Got: {value}")
-        uuids = text.split(",")
-        if not all(is_uuid(u) for u in uuids):
-            raise bad_request("Invalid query string parameters: Expected 'member_of' "
-                              f"parameter to contain valid UUID(s). Got: {value}")
-        normalized = frozenset(normalize_uuid(u) for u in uuids)
-        if negate:
-            forbidden |= normalized
+        g, f = _parse_one_required(value, version.at_least(22), allow_any)
+        groups += g
+        forbidden |= f
+    all_of = frozenset(next(iter(g)) for g in groups if len(g) == 1)
+    any_of = tuple(g for g in groups if len(g) > 1)
+    return TraitFilter(all_of, any_of, frozenset(forbidden))
+
+
+def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
+    """All ``member_of`` values of the request (in order)."""
+    if len(values) > 1 and not version.at_least(24):
+        raise bad_request("Multiple member_of parameters are not supported")
+    groups: list[frozenset[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
+            raise bad_request("Multiple values for 'member_of' must be prefixed with the "
+                              "'in:' or '!in:' keyword using the valid microversion. "
+                              f"Got: {value}")
+        required: set[str] = set()
+        negated: set[str] = set()
+        if value.startswith("!in:"):
+            negated = set(value[4:].split(","))
+        elif value.startswith("!"):
+            negated = {value[1:]}
+        elif value.startswith("in:"):
+            required = set(value[3:].split(","))
         else:
-            groups.append(normalized)
+            required = {value}
+        for agg in required | negated:
+            if not is_uuid(agg):
+                raise bad_request("Invalid query string parameters: Expected 'member_of' "
+                                  f"parameter to contain valid UUID(s). Got: {agg}")
+        if required:
+            groups.append(frozenset(normalize_uuid(a) for a in required))
+        if negated:
+            if not version.at_least(32):
+                raise bad_request("Forbidden member_of parameters are not supported in the "
+                                  "specified microversion")
+            forbidden |= {normalize_uuid(a) for a in negated}
     return AggregateFilter(tuple(groups), frozenset(forbidden))

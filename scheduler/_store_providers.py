@@ -20,6 +20,7 @@ from ._store_records import (
     INVENTORY_INUSE,
     PROVIDER_CANNOT_DELETE_PARENT,
     PROVIDER_IN_USE,
+    Consumer,
     Inventory,
     Provider,
     bad_request,
@@ -188,10 +189,11 @@ def delete_inventory(tx: Tx, uuid: str, rc: str, generation: int | None = None) 
     check_generation(p, generation)
     current = tx.inventories(uuid)
     if rc not in current:
-        raise not_found(f"No inventory of class {rc} found for delete")
-    if tx.usages(uuid).get(rc):
+        raise not_found(f"No inventory of class {rc} found for delete: No inventory of class "
+                        f"{rc} found for delete")
+    if tx.usages(uuid).get(rc):  # Placement answers this one with concurrent_update
         raise conflict(f"Unable to delete inventory of class {rc}: Inventory for '{rc}' on "
-                       f"resource provider '{uuid}' in use.", INVENTORY_INUSE)
+                       f"resource provider '{uuid}' in use.", CONCURRENT_UPDATE)
     del current[rc]
     tx.put_inventories(uuid, current)
     tx.bump_generation(uuid)
@@ -252,7 +254,7 @@ def create_class(tx: Tx, name: str, exist_ok: bool = False) -> bool:
     if class_exists(tx, name):
         if exist_ok:
             return False
-        raise conflict(f"Conflicting resource class already exists: {name}", DUPLICATE_NAME)
+        raise conflict(f"Conflicting resource class already exists: {name}")
     tx.put("classes", name, {"id": tx.bump_counter("class_seq"), "c": tx.now, "u": tx.now})
     return True
 
@@ -262,30 +264,40 @@ def _class_in_use(tx: Tx, name: str) -> bool:
 
 
 def rename_class(tx: Tx, old: str, new: str) -> None:
+    """Rename a custom class everywhere it is used (Placement keys rows by
+    class id, so a rename there is invisible to inventories and allocations)."""
+    if not class_exists(tx, old):
+        raise not_found(f"No such resource class {old}.")
     if old in STANDARD_CLASSES:
         raise bad_request(f"Cannot update standard resource class {old}")
-    row = tx.get("classes", old)
-    if row is None:
-        raise not_found(f"No such resource class {old}.")
     if class_exists(tx, new):
-        raise conflict(f"Resource class already exists: {new}", DUPLICATE_NAME)
-    if _class_in_use(tx, old) or any(old in res for c in tx.consumers()
-                                     for res in c.allocations.values()):
-        raise conflict(f"Unable to update resource class {old}: resource class is in use.")
+        raise conflict(f"Resource class already exists: {new}")
+    row = tx.get("classes", old)
     tx.delete("classes", old)
     row["u"] = tx.now
     tx.put("classes", new, row)
+    for table in ("inventories", "usages"):
+        for key, value in list(tx.items(table)):
+            if old in value:
+                value[new] = value.pop(old)
+                tx.put(table, key, value)
+    for c in list(tx.consumers()):
+        if any(old in res for res in c.allocations.values()):
+            allocs = {rp: {(new if rc == old else rc): n for rc, n in res.items()}
+                      for rp, res in c.allocations.items()}
+            tx.put_consumer(Consumer(c.uuid, c.project_id, c.user_id, c.generation,
+                                     c.consumer_type, allocs, c.updated_at))
 
 
 def delete_class(tx: Tx, name: str) -> None:
-    if name in STANDARD_CLASSES:
-        raise bad_request(f"Cannot delete standard resource class {name}: "
-                          "Cannot delete standard resource class.")
-    if tx.get("classes", name) is None:
+    if not class_exists(tx, name):
         raise not_found(f"No such resource class {name}.")
+    if name in STANDARD_CLASSES:
+        raise bad_request(f"Error in delete resource class: Cannot delete standard resource "
+                          f"class {name}.")
     if _class_in_use(tx, name):
-        raise conflict(f"Unable to delete resource class {name}: Class is in use in "
-                       "inventory.")
+        raise conflict(f"Error in delete resource class: Cannot delete resource class {name}. "
+                       "Class is in use in inventory.")
     tx.delete("classes", name)
 
 

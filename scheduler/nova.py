@@ -15,10 +15,13 @@ Contracts:
 - A move (evacuation, host down) replaces the instance's allocations in one
   consumer write: the instance is on its old host or its new one, never both
   and never neither, so every instance moves exactly once.
-- Heartbeats: a host is down when its last heartbeat (or its registration) is
-  older than ``heartbeat_interval`` by the injected ``clock``; ``reconcile``
-  marks it down and reschedules its instances. A heartbeat brings it back up
-  (its instances stay where they went).
+- Heartbeats: a host that has sent one is watched from then on: it is down
+  when its last heartbeat is older than ``heartbeat_interval`` by the
+  injected ``clock``; ``reconcile`` marks it down and reschedules its
+  instances. A heartbeat brings it back up (its instances stay where they
+  went). Hosts that never sent one are not watched (a cluster without
+  heartbeat senders keeps working); after a restart, watching resumes with
+  each host's next heartbeat.
 - Evacuation disables the host (no new instances) and moves everything off.
 """
 
@@ -127,15 +130,12 @@ class NovaScheduler:
         async with self.lock:
             managed = list(self.hosts)
             report = await self.store.write(lambda tx: sync_hosts(tx, specs, managed))
-            now = self.clock()
             wanted = {s.name: s for s in specs}
             for name, spec in wanted.items():
                 if name not in self.hosts:
                     self.hosts[name] = HostState(spec)
-                    self.last_seen[name] = now
                 else:
                     self.hosts[name].spec = spec
-                self.last_seen.setdefault(name, now)
             for name in report["removed"]:
                 self.hosts.pop(name, None)
                 self.last_seen.pop(name, None)

@@ -54,7 +54,7 @@ MAX_BODY = 64 * 1024 * 1024
 async def _root(app: PlacementApp, ctx: Ctx) -> Reply:
     return Reply(200, {"versions": [{
         "id": "v1.0", "max_version": str(MAX_VERSION), "min_version": str(MIN_VERSION),
-        "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]}, cache=False)
+        "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]})
 
 
 async def _delegate(module_name: str, func: str, app: PlacementApp, ctx: Ctx) -> Reply:
@@ -87,8 +87,9 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [  # method -> HandlerFn
     (re.compile(p + r"/?$" if p != "/" else r"^/$"), m) for p, m in [
         ("/", {"GET": _root}),
         ("^/resource_providers", {"GET": rps.list_providers, "POST": rps.create_provider}),
-        ("^/resource_providers/" + _UUID, {"GET": rps.get_provider, "PUT": rps.update_provider,
-                                            "DELETE": rps.delete_provider}),
+        ("^/resource_providers/" + _UUID, {"GET": rps.get_provider,
+                                            "DELETE": rps.delete_provider,
+                                            "PUT": rps.update_provider}),
         ("^/resource_classes", {"GET": ct.list_classes, "POST": ct.create_class}),
         ("^/resource_classes/(?P<name>[^/]+)", {"GET": ct.get_class, "PUT": ct.put_class,
                                                 "DELETE": ct.delete_class}),
@@ -140,12 +141,14 @@ class PlacementApp:
             return self._error(headers, exc.status, exc.message, "placement.undefined_code",
                                request_id, version, extra)
         try:
+            _check_content_headers(headers)
             body = await request.read(MAX_BODY) if request.method in ("PUT", "POST") else b""
             ctx = Ctx(request.method, request.path, request.query_string, headers, body, version)
             reply = await self._dispatch(ctx)
         except PlacementError as exc:
             extra_headers = getattr(exc, "headers", None)
-            resp = self._error(headers, exc.status, exc.detail, exc.code, request_id, version)
+            resp = self._error(headers, exc.status, exc.detail, exc.code, request_id, version,
+                               method=request.method)
             for k, v in extra_headers or ():
                 resp.headers.set(k, v)
             return resp
@@ -167,9 +170,9 @@ class PlacementApp:
                 ctx.auth = authenticate(ctx.headers)
             fn = methods.get(ctx.method)
             if fn is None:
-                err = PlacementError(405, f"The method specified is not allowed for this "
-                                     f"resource. Allowed: {', '.join(sorted(methods))}")
-                err.headers = [("allow", ", ".join(sorted(methods)))]  # type: ignore[attr-defined]
+                err = PlacementError(405, "The method specified is not allowed for this "
+                                     "resource.")
+                err.headers = [("allow", ", ".join(methods))]  # type: ignore[attr-defined]
                 raise err
             ctx.params = {k: v for k, v in m.groupdict().items() if v is not None}
             if ctx.method == "GET" and not _accepts_json(ctx.headers.get("accept")):
@@ -203,7 +206,7 @@ class PlacementApp:
 
     def _error(self, headers: dict[str, str], status: int, detail: str, code: str,
                request_id: str, version: Version,
-               extra: dict[str, Any] | None = None) -> Response:
+               extra: dict[str, Any] | None = None, method: str = "") -> Response:
         accept = headers.get("accept", "application/json")
         base = [("openstack-api-version", header_value(version)),
                 ("vary", "openstack-api-version"),
@@ -213,9 +216,24 @@ class PlacementApp:
             text = f"{status} {_title(status)}\n\n{detail}\n"
             return Response(status, [*base, ("content-type", f"{ctype}; charset=UTF-8")],
                             text.encode(), reason=_title(status))
-        body = error_document(status, detail, code, request_id, version, extra)
+        explanation = (f"The method {method} is not allowed for this resource."
+                       if status == 405 else None)
+        body = error_document(status, detail, code, request_id, version, extra, explanation)
         return Response(status, [*base, ("content-type", "application/json")], body,
                         reason=_title(status))
+
+
+def _check_content_headers(headers: dict[str, str]) -> None:
+    """As Placement: a body needs a content type; content-length must be an int."""
+    clen = headers.get("content-length")
+    if not clen:
+        return
+    try:
+        length = int(clen)
+    except ValueError:
+        raise PlacementError(400, "content-length header must be an integer") from None
+    if length > 0 and not headers.get("content-type"):
+        raise PlacementError(400, "content-type header required when content-length > 0")
 
 
 def _accepts_json(accept: str | None) -> bool:
