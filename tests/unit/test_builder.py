@@ -349,3 +349,46 @@ def test_sticky_rounding_moves_less_and_balances_no_worse(layout, pp, seed) -> N
     def must_move(t):
         return int(np.maximum(current - t, 0).sum())
     assert must_move(sticky.dev_parts) <= must_move(plain.dev_parts)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layouts(), st.integers(4, 7), st.sampled_from([1, 2, 3]), st.integers(0, 99),
+       st.lists(st.tuples(st.sampled_from(["add", "remove", "weight", "zero", "none"]),
+                          st.integers(0, 50), st.sampled_from([0.5, 1.0, 2.0, 4.0])),
+                min_size=1, max_size=6))
+def test_random_change_sequences_keep_the_rules(layout, pp, replicas, seed, ops) -> None:
+    inv = build_inventory(layout)
+    assume(len(inv.drives) >= replicas + 1)
+    mph = 1
+    b = RingBuilder(pp, replicas, mph, seed=seed)
+    now = 0.0
+    b.rebalance(inv, now=now)
+    for op, k, hours in ops:
+        ids = sorted(inv.drives)
+        victim = ids[k % len(ids)]
+        if op == "add":
+            hosts = sorted(inv.hosts)
+            inv.add_drive(hosts[k % len(hosts)], f"x{len(inv.history)}", 50.0 + k)
+        elif op == "remove" and sum(d.weight > 0 for d in inv.drives.values()) > replicas + 1:
+            inv.remove_drive(victim)
+        elif op == "weight":
+            inv.set_weight(victim, 25.0 + 10 * k)
+        elif op == "zero" and sum(d.weight > 0 for d in inv.drives.values()) > replicas + 1:
+            inv.set_weight(victim, 0.0)
+        now += hours * HOUR
+        before = b.replica2part2dev.copy()
+        last = b.last_moved.copy()
+        zero = [d.id for d in inv.drives.values() if d.weight == 0]
+        zero_before = np.isin(before, zero).sum()
+        rep = b.rebalance(inv, now=now)
+        b.validate(inv)
+        after = b.replica2part2dev
+        changed = after != before
+        assert rep.moved == int(changed.sum())
+        off_removed = (~np.isin(before, list(inv.drives))).any(axis=0)
+        # one voluntary move per partition per rebalance, none within min_part_hours
+        assert (changed[:, ~off_removed].sum(axis=0) <= 1).all()
+        recent = last + mph * HOUR > now
+        assert not (changed.any(axis=0) & recent & ~off_removed).any()
+        # draining drives only lose replicas
+        assert np.isin(after, zero).sum() <= zero_before
