@@ -164,6 +164,7 @@ def test_missed_heartbeat_reschedules_every_instance_exactly_once(sched_fast):
     before = {i["uuid"]: i["host"] for i in c.get("/scheduler/instances").json()["instances"]}
     on_victim = sorted(u for u, h in before.items() if h == victim)
     alive = [h["name"] for h in c.get("/scheduler/hosts").json()["hosts"] if h["name"] != victim]
+    assert c.post(f"/scheduler/hosts/{victim}/heartbeat").status_code == 200  # now watched
     stop = threading.Event()
 
     def beat() -> None:
