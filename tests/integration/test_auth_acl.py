@@ -10,14 +10,12 @@ import time
 import pytest
 
 from proxy import _tempauth_core
-from tests.support.cluster import Cluster, start_cluster
+from tests.support.cluster import Cluster, shared_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = start_cluster(tmp_path_factory.mktemp("acl"))
-    yield c
-    c.stop()
+    return shared_cluster(tmp_path_factory)  # containers here are this module's own
 
 
 class Client:

@@ -15,16 +15,14 @@ import pytest
 from swiftclient import client as swift
 from swiftclient.exceptions import ClientException
 
-from tests.support.cluster import Cluster, start_cluster
+from tests.support.cluster import Cluster, shared_cluster
 
 SWIFT = str(Path(sys.executable).with_name("swift"))
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = start_cluster(tmp_path_factory.mktemp("swiftclient"))
-    yield c
-    c.stop()
+    return shared_cluster(tmp_path_factory)  # containers here are this module's own
 
 
 @pytest.fixture(scope="module")

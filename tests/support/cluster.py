@@ -143,8 +143,11 @@ class Cluster:
     # -- teardown ---------------------------------------------------------------------
     def stop(self) -> None:
         procs = [p for p in [self.proxy, *self.extra, *self.nodes] if p is not None]
-        with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
-            list(pool.map(lambda p: p.stop(), procs))
+        for p in procs:  # signal all first so they stop in parallel (no threads: works at exit too)
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.stop()  # waits, SIGKILL after its timeout
         self.proxy = None
         self.nodes = [None] * len(self.nodes)
         self.extra = []
@@ -197,3 +200,19 @@ def start_cluster(
         cluster.stop()
         raise
     return cluster
+
+
+_SHARED: Cluster | None = None
+
+
+def shared_cluster(tmp_path_factory: Any) -> Cluster:
+    """One default cluster per test process, shared by test modules that only
+    add their own containers (cheaper than a cluster per module on a busy
+    machine); stopped when the process exits."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        _SHARED = start_cluster(tmp_path_factory.mktemp("shared-cluster"))
+        atexit.register(_SHARED.stop)
+    return _SHARED
