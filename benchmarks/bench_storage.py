@@ -63,6 +63,19 @@ def _start(drive: str, group: bool, log_level: str) -> tuple[subprocess.Popen[st
     raise RuntimeError(f"storage server exited {proc.returncode} before READY")
 
 
+def _commit_stats(port: int) -> dict[str, float]:
+    """LMDB transactions vs writers committed, from the server's /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    vals = {}
+    for name in ("batches", "ops"):
+        m = re.search(rf'^ringstack_storage_group_commit_{name}{{drive="d1"}} ([0-9.e+]+)$', text, re.M)
+        vals[name] = float(m.group(1)) if m else 0.0
+    vals["writers_per_txn"] = round(vals["ops"] / vals["batches"], 2) if vals["batches"] else 0.0
+    return vals
+
+
 def _pct(xs: list[float], q: float) -> float:
     if not xs:
         return 0.0
@@ -142,10 +155,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         print(f"# {mode:8s} {method:3s} {size:>8d}B c={conc:<3d} {cell['ops_per_s']:>8.1f} ops/s "
                               f"p50 {cell['p50_ms']:.2f} ms p99 {cell['p99_ms']:.2f} ms "
                               f"cpu {cell['server_cpu_ms_per_op']:.3f} ms/op", file=sys.stderr, flush=True)
+            results.setdefault("group_commit", {})[mode] = _commit_stats(port)
         finally:
             proc.terminate()
             proc.wait(10)
             shutil.rmtree(parent, ignore_errors=True)
+    for mode, st in results.get("group_commit", {}).items():
+        print(f"# {mode}: {st['ops']:.0f} index writes in {st['batches']:.0f} LMDB txns "
+              f"({st['writers_per_txn']} per txn)", file=sys.stderr, flush=True)
     emit("storage", results, args.out)
     _plot(results, args.out)
     return results
