@@ -4,8 +4,10 @@ process on 127.0.0.1 with real drive directories, over plain HTTP (httpx)."""
 from __future__ import annotations
 
 import json
+import random
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import httpx
@@ -213,6 +215,43 @@ def test_replicate_row_sync_between_drives(node):
     r = node.req("REPLICATE", "/d2/5/AUTH_t/photos", hdr,
                  content=json.dumps({"op": "drop", "hash": src["hash"]}))
     assert r.status_code == 200 and node.req("HEAD", "/d2/5/AUTH_t/photos").status_code == 404
+
+
+def test_concurrent_rows_newest_wins(node):
+    """Racing row PUTs/DELETEs of the same names, sent concurrently in a
+    shuffled order: the listing and the counts are those of the newest write
+    per name (invariant 2), however the server batched them."""
+    rnd = random.Random(7)
+    assert node.req("PUT", "/d1/5/AUTH_t/race", {"X-Timestamp": next(TS)}).status_code == 201
+    writes = []
+    for i in range(120):
+        name, ts = f"n{rnd.randrange(12)}", f"{1750000000 + i}.00000"
+        writes.append((name, ts, rnd.random() < 0.3, rnd.randrange(1, 50)))
+    rnd.shuffle(writes)
+
+    def send(w):
+        name, ts, delete, size = w
+        with httpx.Client(base_url=node.proc.url, timeout=10) as c:
+            if delete:
+                r = c.delete(f"/d1/5/AUTH_t/race/{name}", headers={"X-Timestamp": ts,
+                                                                   "X-Backend-Type": "container"})
+            else:
+                r = c.put(f"/d1/5/AUTH_t/race/{name}", headers={
+                    "X-Timestamp": ts, "X-Size": str(size), "X-Backend-Type": "container"})
+            return r.status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(send, writes)) <= {201, 204}
+    newest = {}
+    for name, ts, delete, size in writes:
+        if name not in newest or ts > newest[name][0]:
+            newest[name] = (ts, delete, size)
+    live = {n: size for n, (_, delete, size) in newest.items() if not delete}
+    listing = node.req("GET", "/d1/5/AUTH_t/race", params={"format": "json"}).json()
+    assert {e["name"]: e["bytes"] for e in listing} == live
+    h = node.req("HEAD", "/d1/5/AUTH_t/race").headers
+    assert (int(h["X-Container-Object-Count"]), int(h["X-Container-Bytes-Used"])) == \
+        (len(live), sum(live.values()))
 
 
 def test_missing_drive_answers_507_while_others_serve(node):
