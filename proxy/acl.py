@@ -23,6 +23,7 @@ No I/O, no clock: callers pass everything in.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
@@ -184,3 +185,60 @@ def split_swift_path(path: str) -> tuple[str, str | None, str | None] | None:
     if obj is not None and container is None:
         return None
     return account, container, obj
+
+
+# -- account ACLs (X-Account-Access-Control, Swift's v2 JSON) -------------------
+
+ACCOUNT_ACL_KEYS = ("admin", "read-write", "read-only")
+
+
+def parse_account_acl(value: str) -> dict[str, list[str]]:
+    """Validate an ``X-Account-Access-Control`` value (tempauth's rules);
+    AclError with Swift's message when it cannot be used. ``""`` clears."""
+    if value.strip() == "":
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise AclError(f"Syntax error in input ({value!r})")
+    for key in data:
+        if key not in ACCOUNT_ACL_KEYS:
+            raise AclError(f"Key {json.dumps(key)} not recognized")
+    out: dict[str, list[str]] = {}
+    for key in ACCOUNT_ACL_KEYS:
+        if key not in data:
+            continue
+        if not isinstance(data[key], list):
+            raise AclError(f"Value for key {json.dumps(key)} must be a list")
+        if not all(isinstance(g, str) for g in data[key]):
+            raise AclError(f"Elements of {json.dumps(key)} list must be strings")
+        out[key] = list(data[key])
+    return out
+
+
+def format_account_acl(acl: dict[str, list[str]]) -> str:
+    return json.dumps(acl, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+
+
+def account_acl_decision(
+    groups: tuple[str, ...], method: str, container: str | None, stored: str | None
+) -> Decision | None:
+    """What the account's ACL (the stored JSON) grants the caller's groups:
+    ``admin`` -> owner; ``read-write`` -> everything below the account and
+    reads of it; ``read-only`` -> reads. None: no grant."""
+    if not stored:
+        return None
+    try:
+        acl = parse_account_acl(stored)
+    except AclError:
+        return None
+    mine = set(groups)
+    if mine.intersection(acl.get("admin", ())):
+        return Decision.OWNER
+    if mine.intersection(acl.get("read-write", ())) and (container or method in ("GET", "HEAD")):
+        return Decision.ALLOW
+    if mine.intersection(acl.get("read-only", ())) and method in ("GET", "HEAD"):
+        return Decision.ALLOW
+    return None

@@ -3,8 +3,7 @@
 
 The constraint values are the proxy's own (``proxy.config.ProxyConfig``), so
 what ``/info`` advertises is what the proxy enforces. Only features that
-exist are listed: ``slo`` and ``tempauth`` (container ACLs; account ACLs are
-not implemented, so ``account_acls`` is false).
+exist are listed: ``slo`` and ``tempauth`` (container and account ACLs).
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def capabilities(conf: Any = None) -> dict[str, Any]:
             "min_segment_size": 1,
             "allow_async_delete": False,
         },
-        "tempauth": {"account_acls": False},
+        "tempauth": {"account_acls": True},
         "ringstack": {"version": VERSION, "consistency_levels": ["one", "quorum", "all"]},
     }
 

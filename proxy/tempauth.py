@@ -15,27 +15,39 @@ and gets None (go on) or the 401/403 response to return (invariant 6; the
 decision itself is ``proxy.acl.authorize_decision``). ``context['swift_owner']``
 is set when the caller owns the account, so ACL headers are shown to and
 accepted from owners only.
+
+Account ACLs (Swift's ``X-Account-Access-Control`` JSON with ``admin``,
+``read-write``, ``read-only`` lists of groups) are validated here (400 with
+Swift's text), stored as ``X-Account-Sysmeta-Core-Access-Control`` by an
+account owner's PUT/POST, shown back to owners only, and consulted only
+when the caller would otherwise be refused (one internal account HEAD,
+cached by the proxy).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from common.http import Request, Response
 from proxy import _tempauth_core as core
+from proxy._subrequest import discard
 from proxy.acl import (
     AclError,
     Decision,
+    account_acl_decision,
     acl_header_for,
     authorize_decision,
     clean_acl,
+    format_account_acl,
+    parse_account_acl,
     split_swift_path,
 )
 
 ACL_HEADERS = ("x-container-read", "x-container-write")
+ACCOUNT_ACL_SYSMETA = "x-account-sysmeta-core-access-control"
 OWNER_ONLY_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to")
 
 
@@ -178,26 +190,23 @@ class TempAuth:
             return None
         return Identity(user.account_user, user.account, core.groups_for(self.settings, user))
 
-    def make_authorize(self, identity: Identity | None) -> Callable[[Request, Any], Response | None]:
+    def make_authorize(self, identity: Identity | None) -> Callable[[Request, Any], Awaitable[Response | None]]:
         prefix = self.settings.reseller_prefix
 
-        def authorize(request: Request, container_info: Any = None) -> Response | None:
+        async def authorize(request: Request, container_info: Any = None) -> Response | None:
             parts = split_swift_path(request.path)
             if parts is None:
                 return Response.text(404)
             account, container, obj = parts
             header = acl_header_for(request.method, container, obj)
             acl = acl_from_info(container_info, header) if header else None
+            groups = identity.groups if identity else None
             decision = authorize_decision(
-                identity.groups if identity else None,
-                request.method,
-                account,
-                container,
-                obj,
-                acl,
-                request.headers.get("referer"),
-                prefix,
+                groups, request.method, account, container, obj, acl, request.headers.get("referer"), prefix
             )
+            if decision is Decision.FORBIDDEN and groups:  # logged in: the account's ACL may grant it
+                stored = await self._account_acl(request, account)
+                decision = account_acl_decision(groups, request.method, container, stored) or decision
             if decision is Decision.OWNER:
                 request.context["swift_owner"] = True
                 if container is not None and obj is None and request.method in ("PUT", "POST"):
@@ -210,6 +219,21 @@ class TempAuth:
             return Response.text(403)
 
         return authorize
+
+    async def _account_acl(self, request: Request, account: str) -> str | None:
+        """The account's stored ACL (``X-Account-Sysmeta-Core-Access-Control``),
+        read with an internal HEAD (no authorize: it is ours) once per request."""
+        cache = request.context.setdefault("account_acl", {})
+        if account not in cache:
+            sub = Request.make("HEAD", f"/v1/{account}", {"x-trans-id": request.headers.get("x-trans-id") or ""})
+            if "trans_id" in request.context:
+                sub.context["trans_id"] = request.context["trans_id"]
+            resp = await self.app(sub)
+            await discard(resp)
+            ok = 200 <= resp.status < 300
+            cache[account] = resp.headers.get(ACCOUNT_ACL_SYSMETA) if ok else None
+        value = cache[account]
+        return None if value is None else str(value)
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
@@ -228,10 +252,24 @@ class TempAuth:
         request.context["authorize"] = self.make_authorize(identity)
         request.context["clean_acl"] = clean_acl
         account, container, obj = parts
+        if "x-account-access-control" in request.headers:
+            try:
+                parsed = parse_account_acl(request.headers["x-account-access-control"])
+            except AclError as exc:
+                value = request.headers["x-account-access-control"]
+                return Response.text(400, f"X-Account-Access-Control invalid: {exc}\n\nInput: {value}\n")
+            request.headers.pop("x-account-access-control")
+            if container is None and request.method in ("PUT", "POST"):  # owners only: authorize decides
+                request.headers.set(ACCOUNT_ACL_SYSMETA, format_account_acl(parsed))
         response: Response = await self.app(request)
-        if container is not None and obj is None and not request.context.get("swift_owner"):
+        owner = bool(request.context.get("swift_owner"))
+        if container is not None and obj is None and not owner:
             for name in OWNER_ONLY_HEADERS:
                 response.headers.pop(name)
+        if container is None:
+            stored = response.headers.pop(ACCOUNT_ACL_SYSMETA)
+            if owner and stored and stored != "{}":
+                response.headers.set("x-account-access-control", stored)
         return response
 
 

@@ -148,3 +148,29 @@ def test_reseller_admin_reaches_every_account(users):
     users["tester"].req("PUT", "/v1/AUTH_test/adm/o", body=b"o")
     assert users["admin"].req("GET", "/v1/AUTH_test/adm/o")[2] == b"o"
     assert users["admin"].req("GET", "/v1/AUTH_test2")[0] in (200, 204)
+
+
+def test_account_acls(users):
+    """X-Account-Access-Control on AUTH_test2 (its admin is test2:tester2)."""
+    owner, t3, t2, t1 = users["other"], users["tester3"], users["tester2"], users["tester"]
+    owner.req("PUT", "/v1/AUTH_test2/acct")
+    owner.req("PUT", "/v1/AUTH_test2/acct/o", body=b"data")
+    assert t3.req("GET", "/v1/AUTH_test2/acct/o")[0] == 403
+    status, _, body = owner.req("POST", "/v1/AUTH_test2", {"X-Account-Access-Control": '{"read-only": "x"}'})
+    assert status == 400 and body.startswith(b"X-Account-Access-Control invalid: ")
+    acl = '{"admin":["test:tester"],"read-only":["test:tester3"],"read-write":["test:tester2"]}'
+    assert owner.req("POST", "/v1/AUTH_test2", {"X-Account-Access-Control": acl})[0] == 204
+    assert owner.req("HEAD", "/v1/AUTH_test2")[1]["x-account-access-control"] == acl
+    # read-only: reads anywhere in the account, no writes, no ACLs shown
+    assert t3.req("GET", "/v1/AUTH_test2/acct/o")[2] == b"data"
+    assert t3.req("GET", "/v1/AUTH_test2")[0] == 200
+    assert "x-account-access-control" not in t3.req("HEAD", "/v1/AUTH_test2")[1]
+    assert t3.req("PUT", "/v1/AUTH_test2/acct/x", body=b"x")[0] == 403
+    # read-write: writes below the account, not to the account itself
+    assert t2.req("PUT", "/v1/AUTH_test2/acct/y", body=b"y")[0] == 201
+    assert t2.req("POST", "/v1/AUTH_test2", {"X-Account-Meta-A": "1"})[0] == 403
+    assert t2.req("POST", "/v1/AUTH_test2", {"X-Account-Access-Control": '{"admin":["test:tester2"]}'})[0] == 403
+    # admin: an owner of the account (may change its ACL)
+    assert t1.req("POST", "/v1/AUTH_test2", {"X-Account-Access-Control": "{}"})[0] == 204
+    assert t3.req("GET", "/v1/AUTH_test2/acct/o")[0] == 403
+    assert t1.req("GET", "/v1/AUTH_test2/acct/o")[0] == 403  # its own grant is gone too

@@ -146,7 +146,7 @@ def make_auth():
         seen.append(request)
         auth = request.context.get("authorize")
         info = {"x-container-read": request.headers.get("x-test-read")}
-        denial = auth(request, info) if auth else None
+        denial = await auth(request, info) if auth else None
         if denial is not None:
             return denial
         return Response(200, {"x-container-read": "test:tester3"}, b"ok")
@@ -197,3 +197,21 @@ async def test_middleware_member_hides_acl_and_bad_acl_400():
     )
     assert bad.status == 400
     assert b"Referrers not allowed" in await bad.read_body()
+
+
+def test_account_acl_rules():
+    from proxy.acl import account_acl_decision, format_account_acl, parse_account_acl
+
+    with pytest.raises(AclError, match='Key "x" not recognized'):
+        parse_account_acl('{"x": []}')
+    with pytest.raises(AclError, match='Value for key "admin" must be a list'):
+        parse_account_acl('{"admin": "a"}')
+    with pytest.raises(AclError, match="Syntax error"):
+        parse_account_acl("[1]")
+    stored = format_account_acl(parse_account_acl('{"read-only": ["a:u"], "read-write": ["b"], "admin": ["c:x"]}'))
+    assert account_acl_decision(("a", "a:u"), "GET", "c", stored) is Decision.ALLOW
+    assert account_acl_decision(("a", "a:u"), "PUT", "c", stored) is None
+    assert account_acl_decision(("b", "b:v"), "PUT", "c", stored) is Decision.ALLOW
+    assert account_acl_decision(("b", "b:v"), "POST", None, stored) is None
+    assert account_acl_decision(("c", "c:x"), "POST", None, stored) is Decision.OWNER
+    assert account_acl_decision(("d", "d:y"), "GET", None, stored) is None
