@@ -213,6 +213,9 @@ class TempAuth:
                     return _clean_acl_headers(request)  # only owners get here (Swift order: 403 first)
                 return None
             if decision is Decision.ALLOW:
+                if container is not None and obj is None and request.method in ("PUT", "POST"):
+                    for name in OWNER_ONLY_HEADERS:  # a grantee may write, not re-grant (as Swift)
+                        request.headers.pop(name)
                 return None
             if decision is Decision.UNAUTHORIZED:
                 return _unauthorized(account)

@@ -168,6 +168,8 @@ def test_account_acls(users):
     assert t3.req("PUT", "/v1/AUTH_test2/acct/x", body=b"x")[0] == 403
     # read-write: writes below the account, not to the account itself
     assert t2.req("PUT", "/v1/AUTH_test2/acct/y", body=b"y")[0] == 201
+    assert t2.req("POST", "/v1/AUTH_test2/acct", {"X-Container-Read": ".r:*"})[0] == 204  # meta only
+    assert "x-container-read" not in owner.req("HEAD", "/v1/AUTH_test2/acct")[1]
     assert t2.req("POST", "/v1/AUTH_test2", {"X-Account-Meta-A": "1"})[0] == 403
     assert t2.req("POST", "/v1/AUTH_test2", {"X-Account-Access-Control": '{"admin":["test:tester2"]}'})[0] == 403
     # admin: an owner of the account (may change its ACL)
