@@ -12,6 +12,9 @@ REPLICATE for databases (``X-Backend-Type: container|account``):
   ``rows_since`` ``{point, limit}`` -> ``{rows, point, max_row, hash}``;
   ``merge`` ``{rows, info}`` -> merges rows and info (creates the database
   when ``info`` is given) -> ``{changed, summary}``;
+  ``sync_points`` -> ``{points: {peer db id: row id}}`` and
+  ``set_sync_point`` ``{remote, point}``: how far this database's rows were
+  sent to each peer database (kept across restarts, dropped with the db);
   ``reclaim`` -> drops tombstone rows older than the node's reclaim_age, and
   the whole database once it is deleted, empty and older than that;
   ``drop`` ``{hash}`` -> removes the database only if its hash still equals
@@ -263,6 +266,13 @@ async def replicate(request: Request, ctx: Any, kind: str, p: BackendPath) -> Re
             info = info_from_dict(body["info"]) if body.get("info") else None
             changed, st = await store.write(ListingDbs.merge_rows, ref, p.partition, rows, info)
             return _json(200, {"changed": changed, "summary": st.summary()})
+        if op == "sync_points":
+            points = await store.read(lambda dbs, txn: dbs.sync_points(txn, ref))
+            return _json(200, {"points": points})
+        if op == "set_sync_point":
+            await store.write(ListingDbs.set_sync_point, ref, str(body.get("remote", "")),
+                              int(body.get("point", -1)))
+            return _json(200, {"ok": True})
         if op == "reclaim":
             now = Timestamp.from_seconds(ctx.clock())
             n, st = await store.write(_reclaim_op, ref, now, ctx.settings.reclaim_age)
@@ -275,7 +285,8 @@ async def replicate(request: Request, ctx: Any, kind: str, p: BackendPath) -> Re
         return text(exc.status, str(exc))
     except (TypeError, ValueError, KeyError) as exc:
         return text(400, f"bad REPLICATE {op} request: {exc!r}")
-    return text(400, f"unknown REPLICATE op {op!r} (info, rows_since, merge, reclaim, drop)")
+    return text(400, f"unknown REPLICATE op {op!r} (info, rows_since, merge, sync_points, "
+                     "set_sync_point, reclaim, drop)")
 
 
 async def _rows_since(store: Any, ref: DbRef, kind: str, point: int, limit: int) -> Response:

@@ -22,6 +22,8 @@ environment (``NodeContext.env``):
   partition, for REPLICATE).
 - ``listing.dirty``: ``ref.key`` -> b"": containers whose counts changed and
   are not yet reported to their account (the account reporter's durable queue).
+- ``listing.syncs``: ``ref.key + peer db id`` -> the row id up to which this
+  database's rows were sent to that peer (the replicator's sync points).
 
 Counts, bytes and the row hash (XOR of row digests) change in the same
 transaction as the row (C1), so they never disagree with the rows after a crash.
@@ -79,6 +81,7 @@ class ListingDbs:
             self.seq = env.open_db(b"listing.seq", txn=txn)
             self.parts = env.open_db(b"listing.parts", txn=txn)
             self.dirty = env.open_db(b"listing.dirty", txn=txn)
+            self.syncs = env.open_db(b"listing.syncs", txn=txn)
 
     # -- info ------------------------------------------------------------------
     def state(self, txn: lmdb.Transaction, ref: DbRef) -> DbState | None:
@@ -143,6 +146,9 @@ class ListingDbs:
         for part in st.partitions:
             txn.delete(st.ref.kind[:1].encode() + part.to_bytes(4, "big") + st.ref.key, db=self.parts)
         txn.delete(st.ref.key, db=self.dirty)
+        cur = txn.cursor(db=self.syncs)
+        while cur.set_range(st.ref.key) and cur.key().startswith(st.ref.key):
+            cur.delete()
         txn.delete(st.ref.key, db=self.info)
         txn.delete(st.ref.key + b"#", db=self.info)
 
@@ -313,6 +319,25 @@ class ListingDbs:
                     rows.append(found[0])
                 new_point = int.from_bytes(key[8:], "big")
         return rows, new_point
+
+    # -- sync points (Swift's outgoing_sync): how far each peer database has
+    # been sent this one's rows, by the peer's db id; kept across restarts ----
+    def sync_points(self, txn: lmdb.Transaction, ref: DbRef) -> dict[str, int]:
+        out = {}
+        cur = txn.cursor(db=self.syncs)
+        if cur.set_range(ref.key):
+            for key, val in cur:
+                if not bytes(key).startswith(ref.key):
+                    break
+                out[bytes(key)[len(ref.key):].decode()] = int(bytes(val))
+        return out
+
+    def set_sync_point(self, txn: lmdb.Transaction, ref: DbRef, remote_id: str, point: int) -> None:
+        if self.state(txn, ref) is None:
+            raise NotFound(f"{ref.kind} not found")
+        if not remote_id or not remote_id.isalnum() or point < 0:
+            raise RowError("a sync point needs a remote db id (alphanumeric) and a point >= 0")
+        txn.put(ref.key + remote_id.encode(), str(point).encode(), db=self.syncs)
 
     def dirty_refs(self, txn: lmdb.Transaction, limit: int, after: bytes = b"") -> list[DbRef]:
         """Up to ``limit`` dirty containers with keys after ``after``, wrapping

@@ -1,5 +1,8 @@
 """Container and account listings against a real ``ringstack serve storage``
-process on 127.0.0.1 with real drive directories, over plain HTTP (httpx)."""
+process on 127.0.0.1 with real drive directories, over plain HTTP (httpx).
+
+The tests up to ``test_restart_keeps_everything`` are one scenario on one
+module-scoped node and run in file order (each builds on the state before)."""
 
 from __future__ import annotations
 
@@ -208,6 +211,14 @@ def test_replicate_row_sync_between_drives(node):
     merged = node.req("REPLICATE", "/d2/5/AUTH_t/photos", hdr,
                       content=json.dumps({"op": "merge", "rows": rows, "info": src["info"]})).json()
     assert merged["summary"]["hash"] == src["hash"]
+    peer_id = merged["summary"]["id"]
+    r = node.req("REPLICATE", "/d1/5/AUTH_t/photos", hdr,
+                 content=json.dumps({"op": "set_sync_point", "remote": peer_id, "point": point}))
+    assert r.status_code == 200
+    r = node.req("REPLICATE", "/d1/5/AUTH_t/photos", hdr, content=json.dumps({"op": "sync_points"}))
+    assert r.json() == {"points": {peer_id: point}}
+    r = node.req("REPLICATE", "/d1/5/AUTH_t/photos", hdr, content=json.dumps({"op": "nope"}))
+    assert r.status_code == 400 and "unknown REPLICATE op" in r.text
     r = node.req("GET", "/d2/5/AUTH_t/photos", params={"format": "json"})
     assert len(r.json()) == len(NAMES) + 1
     r = node.req("REPLICATE", "/d2/5/AUTH_t/photos", hdr, content=json.dumps({"op": "drop", "hash": "0"}))

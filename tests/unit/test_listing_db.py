@@ -198,13 +198,21 @@ def test_wrong_row_kind_and_partition_index(dbs):
 
 
 def test_drop_removes_everything(dbs):
-    make_db(dbs)
+    st0 = make_db(dbs)
+    with dbs.env.begin(write=True) as txn:
+        dbs.set_sync_point(txn, REF, "peer1", 5)
+        dbs.set_sync_point(txn, REF, "peer2", 7)
+        assert dbs.sync_points(txn, REF) == {"peer1": 5, "peer2": 7}
+        with pytest.raises(RowError):
+            dbs.set_sync_point(txn, REF, "bad id!", 1)
+    assert st0.cid
     other = make_db(dbs, DbRef("container", "AUTH_a", "d"))
     st = put_rows(dbs, [ObjectRow("o", Timestamp(2), 1)])
     put_rows(dbs, [ObjectRow("o", Timestamp(2), 1)], other.ref)
     with dbs.env.begin(write=True) as txn:
         dbs.drop(txn, st)
     with dbs.env.begin() as txn:
+        assert dbs.sync_points(txn, REF) == {}
         assert dbs.state(txn, REF) is None and dbs.in_partition(txn, "container", 7) == [
             dbs.state(txn, other.ref)]
         assert len(list(dbs.iter_rows(txn, other.cid, None, True, False))) == 1
