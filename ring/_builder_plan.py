@@ -260,48 +260,79 @@ def _apportion(total: int, desired: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sticky(topo: Topology, counts: np.ndarray, desired: np.ndarray,
-            current: np.ndarray) -> np.ndarray:
-    """Re-round drive targets inside each host to keep replicas where they are.
+def _round_sticky(total: int, desired: np.ndarray, current: np.ndarray,
+                  exact: np.ndarray | None = None, bound: float = 0.0) -> np.ndarray | None:
+    """Like :func:`_apportion`, but the ceils go first to children already holding more.
 
-    Largest-remainder rounding picks floor or ceil of each drive's share; any
-    choice whose error stays within the worst error of that rounding (so the
-    ring's balance is no worse) is as good, and among those the drives that
-    already hold more get the ceil: fewer replicas have to move.
+    With ``exact`` given, each child's error ``|t - exact| / exact`` must stay
+    within ``bound`` (children with ``exact == 0`` get the floor). Returns
+    None when that is impossible.
     """
-    act = topo.active & (desired > 0)
-    err = np.zeros(len(counts))
-    err[act] = np.abs(counts[act] - desired[act]) / desired[act]
-    bound = float(err.max(initial=0.0)) * (1 + 1e-9) + 1e-12
-    out = counts.copy()
-    starts = topo.start[2]
-    for h in range(topo.sizes[2]):
-        lo, hi = int(starts[h]), int(starts[h + 1])
-        total = int(counts[lo:hi].sum())
-        want = desired[lo:hi]
-        if hi - lo < 2 or want.sum() <= 0:
-            continue
-        d = want * (total / want.sum())
-        f = np.floor(d).astype(np.int64)
-        left = total - int(f.sum())
-        if left <= 0:
-            continue
-        a = act[lo:hi]
-        safe = np.where(a, want, 1.0)
-        must_ceil = a & (np.abs(f - want) / safe > bound)
-        must_floor = ~a | (np.abs(f + 1 - want) / safe > bound)
-        free = ~must_ceil & ~must_floor
-        k = left - int(must_ceil.sum())
-        if k < 0 or k > int(free.sum()) or (must_ceil & must_floor).any():
-            continue
-        sticky = current[lo:hi] > f
-        idx = np.flatnonzero(free)
-        order = idx[np.lexsort((idx, -(d - f)[idx], ~sticky[idx]))]
-        t = f.copy()
-        t[must_ceil] += 1
-        t[order[:k]] += 1
-        out[lo:hi] = t
-    return out
+    s = desired.sum()
+    if s <= 0 or total <= 0:
+        return np.zeros(len(desired), dtype=np.int64)
+    d = desired * (total / s)
+    f = np.floor(d).astype(np.int64)
+    left = total - int(f.sum())
+    if left <= 0:
+        return _apportion(total, desired)
+    n = len(d)
+    must_ceil = np.zeros(n, dtype=bool)
+    must_floor = np.zeros(n, dtype=bool)
+    if exact is not None:
+        live = exact > 0
+        safe = np.where(live, exact, 1.0)
+        must_ceil = live & (np.abs(f - exact) / safe > bound)
+        must_floor = ~live | (np.abs(f + 1 - exact) / safe > bound)
+    free = ~must_ceil & ~must_floor
+    k = left - int(must_ceil.sum())
+    if k < 0 or k > int(free.sum()) or (must_ceil & must_floor).any():
+        return None
+    sticky = current > f
+    idx = np.flatnonzero(free)
+    order = idx[np.lexsort((idx, -(d - f)[idx], ~sticky[idx]))]
+    t: np.ndarray = f.copy()
+    t[must_ceil] += 1
+    t[order[:k]] += 1
+    return t
+
+
+def _top_down(topo: Topology, target: list[np.ndarray], parts: int, replicas: int,
+              current: np.ndarray | None, bound: float, sticky_from: int = 0) -> np.ndarray | None:
+    """Integer partition-replicas per drive, apportioned tier by tier from the root.
+
+    Without ``current``: largest remainder at every level. With it: sticky
+    rounding from level ``sticky_from`` down, drive errors kept within
+    ``bound`` (None if that fails somewhere).
+    """
+    counts = np.array([replicas * parts], dtype=np.int64)
+    cur = None
+    if current is not None:
+        cur = [np.bincount(topo.tier[level], weights=current, minlength=topo.sizes[level])
+               for level in range(4)]
+    for level in range(4):
+        desired = target[level] * parts
+        starts = topo.start[level - 1] if level else np.array([0, topo.sizes[0]])
+        out = np.zeros(topo.sizes[level], dtype=np.int64)
+        for p in np.flatnonzero(counts > 0) if level else [0]:
+            lo, hi = int(starts[p]), int(starts[p + 1])
+            if cur is None or level < sticky_from:
+                out[lo:hi] = _apportion(int(counts[p]), desired[lo:hi])
+                continue
+            exact = desired[lo:hi] if level == 3 else None
+            t = _round_sticky(int(counts[p]), desired[lo:hi], cur[level][lo:hi], exact, bound)
+            if t is None:
+                return None
+            out[lo:hi] = t
+        counts = out
+    return counts
+
+
+def _worst_error(topo: Topology, counts: np.ndarray, exact: np.ndarray) -> float:
+    live = topo.active & (exact > 0)
+    if not live.any():
+        return 0.0
+    return float((np.abs(counts[live] - exact[live]) / exact[live]).max())
 
 
 def make_plan(topo: Topology, replicas: int, parts: int, overload: float,
@@ -322,16 +353,16 @@ def make_plan(topo: Topology, replicas: int, parts: int, overload: float,
         target = [w + (wa - w) * (eff / required) for w, wa in zip(weighted, wanted, strict=True)]
     cap = tuple(np.ceil(t - _EPS).astype(np.int32) for t in target)
     # integer partition-replicas per drive, apportioned top-down so that every
-    # tier's total is as close as possible to its target
-    counts = np.array([replicas * parts], dtype=np.int64)
-    for level in range(4):
-        desired = target[level] * parts
-        starts = topo.start[level - 1] if level else np.array([0, topo.sizes[0]])
-        out = np.zeros(topo.sizes[level], dtype=np.int64)
-        for p in np.flatnonzero(counts > 0) if level else [0]:
-            lo, hi = int(starts[p]), int(starts[p + 1])
-            out[lo:hi] = _apportion(int(counts[p]), desired[lo:hi])
-        counts = out
+    # tier's total is as close as possible to its target; with the current
+    # assignment known, round in favour of what is already in place as long
+    # as no drive ends up further from its share than plain rounding allows
+    counts = _top_down(topo, target, parts, replicas, None, 0.0)
+    assert counts is not None
     if current is not None and current.any():
-        counts = _sticky(topo, counts, target[3] * parts, current)
+        bound = _worst_error(topo, counts, target[3] * parts) * (1 + 1e-9) + 1e-12
+        for sticky_from in (0, 3):  # every tier, else drives within hosts only
+            sticky = _top_down(topo, target, parts, replicas, current, bound, sticky_from)
+            if sticky is not None:
+                counts = sticky
+                break
     return Plan(tuple(target), cap, counts, required)
