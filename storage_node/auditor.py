@@ -100,7 +100,7 @@ def _check_one(ctx: NodeContext, drive: str, loc: ObjectLocation, rec: ObjectRec
 
     assert rec.data_file
     try:
-        reader = ObjectReader(ctx.drive_layer, loc.dir / rec.data_file, rec)
+        reader = ObjectReader(ctx.drive_layer, loc.dir / rec.data_file, rec, full_check=True)
         try:
             for i in range(n_chunks(rec.size)):
                 reader.chunk(i)

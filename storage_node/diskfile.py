@@ -22,7 +22,7 @@ an injected ``DriveLayer``. Contract:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,10 @@ class ObjectLocation:
     partition: int
     hash: str
     name: str
+    dir: Path = field(init=False, compare=False)  # <root>/objects/<part>/<suffix>/<hash>
 
-    @property
-    def dir(self) -> Path:
-        return self.root / object_dir(self.partition, self.hash)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", self.root / object_dir(self.partition, self.hash))
 
 
 def _read_data_meta(drives: DriveLayer, path: Path) -> dict[str, Any]:
@@ -155,16 +155,26 @@ def write_small(drives: DriveLayer, loc: ObjectLocation, ts: Timestamp, ext: str
 class ObjectReader:
     """Verified reads of one ``.data`` file (thread-side)."""
 
-    def __init__(self, drives: DriveLayer, path: Path, rec: ObjectRecord) -> None:
+    def __init__(self, drives: DriveLayer, path: Path, rec: ObjectRecord, full_check: bool = False) -> None:
+        """``full_check`` (the auditor) also parses the trailer's metadata and
+        compares it with the row; GETs only need the digests, which are
+        checked against the row's root hash either way."""
         self.handle: ReadHandle = drives.open_read(path)
         self.size = rec.size
         self._cache: tuple[int, bytes] | None = None
         try:
+            if full_check:
+                size = self.handle.size
+                if size < rec.size + FOOTER.size:
+                    raise CorruptData(f"{path} is shorter than its body")
+                tr = decode_trailer(self.handle.read_at(max(0, rec.size), size - rec.size), size)
+                if tr.meta.get("etag") != rec.etag or tr.meta.get("size") != rec.size:
+                    raise CorruptData(f"{path}: trailer metadata does not match its index row")
             if self.handle.size <= SMALL_READ:
                 whole = self.handle.read_at(0, self.handle.size)
-                tr = decode_trailer(whole, self.handle.size)
-                self.digests = tr.digests
-                body_size = tr.body_size
+                body_size, _, n = decode_footer(whole[-FOOTER.size:], self.handle.size)
+                self.digests = [whole[body_size + i * DIGEST_SIZE:body_size + (i + 1) * DIGEST_SIZE]
+                                for i in range(n)]
                 self._whole = whole
             else:
                 footer = self.handle.read_at(self.handle.size - FOOTER.size, FOOTER.size)
