@@ -67,9 +67,20 @@ class _Metrics:
                         ["drive"], registry=self.registry)
         ops = Gauge("ringstack_storage_group_commit_ops", "Writers committed through group commit",
                     ["drive"], registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         for d in ctx.drives:
             batches.labels(d).set_function(partial(lambda d: ctx.committers[d].batches if d in ctx.committers else 0, d))
             ops.labels(d).set_function(partial(lambda d: ctx.committers[d].ops if d in ctx.committers else 0, d))
+
+
+    def observe(self, role: str, method: str, status: int, seconds: float) -> None:
+        key = (role, method, status)
+        pair = self._children.get(key)
+        if pair is None:  # labels() costs ~15 us a call: keep the children
+            pair = self._children[key] = (self.requests.labels(role, method, str(status)),
+                                          self.latency.labels(role, method))
+        pair[0].inc()
+        pair[1].observe(seconds)
 
 
 class StorageApp:
@@ -108,8 +119,7 @@ class StorageApp:
         elapsed = time.perf_counter() - start
         resp.headers.set("x-trans-id", trans_id)
         if role != "admin":
-            self.metrics.requests.labels(role, req.method, str(resp.status)).inc()
-            self.metrics.latency.labels(role, req.method).observe(elapsed)
+            self.metrics.observe(role, req.method, resp.status, elapsed)
             log_event(self.ctx.logger, "request", trans_id=trans_id, method=req.method,
                       path=req.raw_path.decode("latin-1"), role=role, status=resp.status,
                       ms=round(elapsed * 1000, 3), client=req.client[0])

@@ -113,6 +113,11 @@ def test_put_get_head_delete_round_trip(node):
     assert node.client.delete(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(4)}).status_code == 404
     assert node.client.delete(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(3.5)}).status_code == 409
     assert sorted(p.name for p in node.obj_dir("d1", "a/c/o").iterdir()) == [f"{ts(4)}.ts"]
+    # names are percent-encoded UTF-8 and may contain slashes
+    assert node.put("/d1/5/a/c/%C3%A9t%C3%A9/x%20y", b"unicode", 1).status_code == 201
+    assert node.get("/d1/5/a/c/%C3%A9t%C3%A9/x%20y").content == b"unicode"
+    assert node.obj_dir("d1", "a/c/\u00e9t\u00e9/x y").is_dir()
+    assert node.get("/d1/5/a/c/%FF").status_code == 400
 
 
 def test_bad_requests_get_clear_4xx(node):
