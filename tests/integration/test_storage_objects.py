@@ -391,3 +391,29 @@ def test_auditor_task_in_the_server_and_tombstone_reclaim(tmp_path):
     finally:
         n.stop()
         n.client.close()
+
+
+def _hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_memory_stays_flat_in_object_size(node):
+    """Invariant 4: a 48 MiB object streams through in bounded chunks."""
+    assert node.proc
+    piece = os.urandom(1 << 16)
+    node.put("/d1/5/a/c/warm", piece * 40, 1)  # warm up every code path with a 2.5 MiB object
+    node.get("/d1/5/a/c/warm")
+    before = _hwm_kib(node.proc.proc.pid)
+
+    def gen():
+        for _ in range(48 * 16):
+            yield piece
+
+    assert node.put("/d1/5/a/c/huge", gen(), 1).status_code == 201
+    with node.client.stream("GET", node.url("/d1/5/a/c/huge")) as r:
+        assert r.status_code == 200 and sum(len(c) for c in r.iter_bytes()) == 48 << 20
+    grown = _hwm_kib(node.proc.proc.pid) - before
+    assert grown < 16 * 1024, f"server peak memory grew {grown} KiB for a 48 MiB object"
