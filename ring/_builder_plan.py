@@ -362,7 +362,7 @@ def make_plan(topo: Topology, replicas: int, parts: int, overload: float,
         bound = _worst_error(topo, counts, target[3] * parts) * (1 + 1e-9) + 1e-12
         for sticky_from in (0, 3):  # every tier, else drives within hosts only
             sticky = _top_down(topo, target, parts, replicas, current, bound, sticky_from)
-            if sticky is not None:
+            if sticky is not None and _worst_error(topo, sticky, target[3] * parts) <= bound:
                 counts = sticky
                 break
     return Plan(tuple(target), cap, counts, required)
