@@ -12,8 +12,8 @@ is asked again, exactly as Swift's ``delay_denial`` controllers do. No
 authorize callback in the context means no auth middleware: allowed.
 
 Container and account info (existence, ACLs, counts) are cached in-process
-for ``recheck_*_existence`` seconds on the injected clock and dropped on
-this proxy's own writes to them.
+for ``recheck_*_existence`` seconds on the injected clock when they exist
+(never a 404) and dropped on this proxy's own writes to them.
 
 Background work (read repair) runs in the nursery the server hands over via
 ``bind_nursery``; without one it runs inline.
@@ -176,7 +176,10 @@ class ProxyApp:
                 _int(h.get("x-container-bytes-used")),
                 h,
             )
-            if info.exists or info.status == 404:
+            if info.exists:
+                # Only positive answers are cached: another worker (or proxy)
+                # may create the container any moment, and a cached 404 would
+                # refuse writes to it.
                 self._container_cache[key] = (now + self.conf.recheck_container_existence, info)
         if request is not None:
             request.context["container_info"] = info
@@ -203,7 +206,7 @@ class ProxyApp:
             "account",
         )
         info = AccountInfo(resp.status, resp.headers)
-        if info.exists or info.status == 404:
+        if info.exists:
             self._account_cache[account] = (now + self.conf.recheck_account_existence, info)
         return info
 

@@ -44,7 +44,6 @@ class ProxyConfig:
     recheck_account_existence: float = 5.0
     # streaming
     chunk_size: int = 65536
-    queue_depth: int = 4
     # Swift's constraints
     max_file_size: int = 5368709122
     max_meta_name_length: int = 128
@@ -77,8 +76,8 @@ class ProxyConfig:
         for name in ("read_consistency", "write_consistency"):
             if getattr(self, name) not in CONSISTENCY_LEVELS:
                 raise ConfigError(f"[proxy] {name} must be one of {', '.join(CONSISTENCY_LEVELS)}")
-        if self.chunk_size < 1024 or self.queue_depth < 1:
-            raise ConfigError("[proxy] chunk_size must be >= 1024 and queue_depth >= 1")
+        if self.chunk_size < 1024:
+            raise ConfigError("[proxy] chunk_size must be >= 1024")
         return self
 
 

@@ -169,6 +169,15 @@ async def _put(
     base, error = _base_headers(app, request, tid)
     if error is not None:
         return error
+    inm = h.get("if-none-match")
+    if inm is not None:
+        # Swift's create-only PUT: only ``*`` is supported; 412 when it exists.
+        if inm.strip() != "*":
+            return Response.text(400, "If-None-Match only supports *")
+        head = await read_one(app.backend, app.node_iter(app.rings.object, part, nodes), len(nodes), "HEAD",
+                              path_for, {"x-trans-id": tid})  # type: ignore[arg-type]
+        if 200 <= head.status < 300:
+            return swift_status(412)
     n = len(nodes)
     updates = _container_updates(app, account, container, n)
     if length is not None and length <= SMALL_PUT:

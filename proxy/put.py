@@ -7,11 +7,11 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
   refuses (connection error, timeout, 507 or any early final answer) is
   replaced by the next handoff from the ``NodeIter``. Fewer than W slots
   ready: 503 before a byte of the body is read.
-- Stream phase: each client chunk is queued to every live slot (a bounded
-  queue of ``queue_depth`` chunks per slot, so memory is
-  O(N * queue_depth * chunk) whatever the object size). A slot whose node
-  fails or stalls longer than ``node_timeout`` is dropped (no replacement
-  mid-stream). When fewer than W slots remain alive the PUT stops: 503.
+- Stream phase: each client chunk is sent to every live slot in turn
+  (memory per PUT is one chunk plus the kernel's socket buffers, whatever
+  the object size). A slot whose node fails or stalls longer than
+  ``node_timeout`` is dropped (no replacement mid-stream). When fewer than W
+  slots remain alive the PUT stops: 503.
 - The client hanging up (or stalling past the body timeout) aborts every
   slot by closing its connection mid-body, so no node commits anything; the
   answer is 499 (408 for a stall).
@@ -62,52 +62,42 @@ class _Slot:
     def __init__(self, node: RingDevice, conn: ClientConnection) -> None:
         self.node = node
         self.conn = conn
-        self.send, self.recv = trio.open_memory_channel[bytes | None](0)
         self.alive = True
         self.status: int | None = None
         self.headers = Headers()
-        self.scope = trio.CancelScope()
         self.done = trio.Event()
 
-    def set_depth(self, depth: int) -> None:
-        self.send, self.recv = trio.open_memory_channel[bytes | None](depth)
-
     async def fail(self, backend: Backend) -> None:
-        if self.alive:
-            self.alive = False
+        if self.alive and self.status is None:
             backend.record(self.node, None)
-        self.scope.cancel()
+        self.alive = False
         await self.conn.aclose()
+        self.done.set()
 
-    async def run(self, backend: Backend) -> None:
-        """Forward queued chunks; None ends the body and reads the answer."""
-        timeout = backend.conf.node_timeout
-        with self.scope:
-            try:
-                while True:
-                    chunk = await self.recv.receive()
-                    with trio.fail_after(timeout):
-                        if chunk is None:
-                            await self.conn.end_body()
-                            status, headers = await self.conn.read_response()
-                            await self.conn.read_body(1 << 20)
-                            break
-                        await self.conn.send_data(chunk)
-            except (UpstreamError, trio.TooSlowError, trio.EndOfChannel):
-                self.alive = False
-                backend.record(self.node, None)
-                await self.conn.aclose()
-                self.done.set()
-                return
-            self.status, self.headers = status, headers
-            backend.observe(headers)
-            backend.record(self.node, status)
-            if 200 <= status < 300:
-                await self.conn.release()
-            else:
-                self.alive = False
-                await self.conn.aclose()
-        if self.status is None:
+    async def send(self, backend: Backend, chunk: bytes) -> None:
+        """Forward one chunk; a node that errors or stalls is dropped."""
+        try:
+            with trio.fail_after(backend.conf.node_timeout):
+                await self.conn.send_data(chunk)
+        except (UpstreamError, trio.TooSlowError):
+            await self.fail(backend)
+
+    async def finish(self, backend: Backend) -> None:
+        """End the body and read the node's answer (bounded by node_timeout)."""
+        try:
+            with trio.fail_after(backend.conf.node_timeout):
+                await self.conn.end_body()
+                status, headers = await self.conn.read_response()
+                await self.conn.read_body(1 << 20)
+        except (UpstreamError, trio.TooSlowError):
+            await self.fail(backend)
+            return
+        self.status, self.headers = status, headers
+        backend.observe(headers)
+        backend.record(self.node, status)
+        if 200 <= status < 300:
+            await self.conn.release()
+        else:
             self.alive = False
             await self.conn.aclose()
         self.done.set()
@@ -215,55 +205,49 @@ async def stream_put(
             return PutResult(outcome, early, message="refused by the object servers")
         return PutResult(PutOutcome(503, ""), early, message=f"only {len(live)} of {w} required object servers reachable")
 
-    for s in live:
-        s.set_depth(conf.queue_depth)
     client_error: Exception | None = None
     too_few = False
-    async with trio.open_nursery() as nursery:
-        for s in live:
-            nursery.start_soon(s.run, backend)
-        received = 0
-        try:
-            async for chunk in body:
-                received += len(chunk)
-                if received > max_size:
-                    raise BodyTooLarge("Your request is too large.")
-                for s in live:
-                    if not s.alive:
-                        continue
-                    with trio.move_on_after(conf.node_timeout):
-                        await s.send.send(chunk)
-                        continue
-                    await s.fail(backend)  # stalled node: drop it
-                if sum(1 for s in live if s.alive) < w:
-                    too_few = True
-                    break
-        except (ClientDisconnect, BodyTimeout, BodyTooLarge) as exc:
-            client_error = exc
-        if client_error is not None or too_few:
-            for s in live:
-                await s.fail(backend)
-            nursery.cancel_scope.cancel()
-        else:
+    received = 0
+    try:
+        # Chunks go to each live node in turn: the kernel's socket buffers
+        # absorb the skew between nodes, and a node that stalls for
+        # node_timeout is dropped (no per-chunk task hand-offs: CPU per byte).
+        async for chunk in body:
+            received += len(chunk)
+            if received > max_size:
+                raise BodyTooLarge("Your request is too large.")
             for s in live:
                 if s.alive:
-                    with trio.move_on_after(conf.node_timeout):
-                        await s.send.send(None)
-                        continue
-                    await s.fail(backend)
+                    await s.send(backend, chunk)
+            if sum(1 for s in live if s.alive) < w:
+                too_few = True
+                break
+    except (ClientDisconnect, BodyTimeout, BodyTooLarge) as exc:
+        client_error = exc
+    except BaseException:
+        for s in live:
+            await s.fail(backend)
+        raise
+    if client_error is not None or too_few:
+        for s in live:
+            await s.fail(backend)  # closing mid-body: the nodes discard it (invariant 5)
+    else:
+        async with trio.open_nursery() as nursery:
+            for s in live:
+                if s.alive:
+                    nursery.start_soon(s.finish, backend)
             # 201 once W acknowledged; the rest get post_quorum_timeout.
-            with trio.move_on_after(conf.node_timeout + conf.post_quorum_timeout):
-                while True:
-                    ok = sum(1 for s in live if s.status is not None and 200 <= s.status < 300)
-                    pending = [s for s in live if not s.done.is_set()]
-                    if not pending:
-                        break
-                    if ok >= w:
-                        with trio.move_on_after(conf.post_quorum_timeout):
-                            for s in pending:
-                                await s.done.wait()
-                        break
-                    await _first_done(pending)
+            while True:
+                ok = sum(1 for s in live if s.status is not None and 200 <= s.status < 300)
+                pending = [s for s in live if s.alive and not s.done.is_set()]
+                if not pending:
+                    break
+                if ok >= w:
+                    with trio.move_on_after(conf.post_quorum_timeout):
+                        for s in pending:
+                            await s.done.wait()
+                    break
+                await _first_done(pending)
             for s in live:
                 if not s.done.is_set():
                     await s.fail(backend)
