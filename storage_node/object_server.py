@@ -116,10 +116,15 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     if isinstance(tg, str):
         return Response.text(400, tg)
 
+    if_none_match = (req.headers.get("if-none-match") or "").strip() == "*"
+
     def begin() -> tuple[ObjectLocation, ObjectWriter]:
         root = ctx.check_drive(bp.drive)
         loc = _loc(ctx, bp, root)
-        check_put_or_delete(ctx.index(bp.drive).get(bp.partition, loc.hash), ts)
+        held = ctx.index(bp.drive).get(bp.partition, loc.hash)
+        check_put_or_delete(held, ts)
+        if if_none_match and held is not None and held.exists and not held.expired(ctx.clock()):
+            raise ObjectError(412, "If-None-Match: * and the object exists")
         need = ctx.settings.reserve_bytes + (req.content_length or 0)
         if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
             raise DriveUnavailable(f"drive {bp.drive!r} is full")

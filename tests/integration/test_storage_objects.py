@@ -178,6 +178,8 @@ def test_concurrent_puts_newest_wins_and_older_gets_409(node):
     assert [p.name for p in node.obj_dir("d1", "a/c/race").iterdir()] == [f"{ts(12)}.data"]
     r = node.put("/d1/5/a/c/race", b"old", 5)
     assert r.status_code == 409 and r.headers["x-backend-timestamp"] == ts(12)
+    assert node.put("/d1/5/a/c/race", b"new", 13, **{"If-None-Match": "*"}).status_code == 412
+    assert node.put("/d1/5/a/c/fresh", b"new", 13, **{"If-None-Match": "*"}).status_code == 201
 
 
 def test_client_hangs_up_mid_put_leaves_nothing(node):
