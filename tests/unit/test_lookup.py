@@ -98,7 +98,7 @@ def test_ring_returned_list_is_a_copy(ring_path: Path) -> None:
     assert len(ring.get_nodes("a", "c", "o")[1]) == 3
 
 
-def test_ring_lazy_partition_cache(ring_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ring_direct_lookup_past_eager_limit(ring_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     eager = Ring(ring_path, SECRET)
     monkeypatch.setattr(lookup_mod, "EAGER_PARTITIONS", 16)
     lazy = Ring(ring_path, SECRET)
