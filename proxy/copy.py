@@ -179,6 +179,8 @@ class ServerSideCopy:
         query = ""
         if manifest_get and is_slo:
             query = "multipart-manifest=put"
+        if manifest_get and "x-object-manifest" in source.headers:  # copy the DLO manifest itself
+            headers.set("x-object-manifest", source.headers["x-object-manifest"])
         if source.status == 200 and not is_slo and "x-object-manifest" not in source.headers:
             etag = (source.headers.get("etag") or "").strip('"')
             if etag:

@@ -12,6 +12,8 @@
   checked against the manifest; a segment that changed or vanished after the
   headers went out aborts the response (the client sees a truncated body,
   never wrong bytes); before that, it is a 409.
+- Dynamic Large Objects (``X-Object-Manifest``) are served here too
+  (``proxy._dlo``).
 - ``?multipart-manifest=get`` returns the stored manifest (``&format=raw``:
   the PUT format); ``DELETE ?multipart-manifest=delete`` deletes the segments
   (nested ones too) and then the manifest, answering with Swift's bulk-delete
@@ -32,6 +34,7 @@ from typing import Any
 
 from common.http import Headers as _Headers
 from common.http import Request, Response
+from proxy import _dlo
 from proxy import _slo_core as core
 from proxy._slo_delete import delete_manifest
 from proxy._slo_put import put_manifest
@@ -95,6 +98,8 @@ class StaticLargeObject:
         if request.method in ("PUT", "POST") and request.headers.get("content-type"):
             # our size/etag parameters are ours alone: a client cannot fake an SLO listing row
             request.headers.set("content-type", core.clean_content_type(request.headers["content-type"])[0])
+        if request.method == "PUT" and (bad := _dlo.check_put_header(request)) is not None:
+            return bad
         if request.method in ("PUT", "POST") and "x-static-large-object" in request.headers:
             return Response.text(
                 400,
@@ -137,11 +142,17 @@ class StaticLargeObject:
             return resp
         special = any(n in request.headers for n in (*COND_HEADERS, "range"))
         resp = await self.app(request)
+        if _dlo.is_dlo(resp):
+            return await _dlo.respond(self, request, account, resp)
         if not _is_slo(resp):
             if not (special and resp.status in (304, 412, 416)):
                 return resp
+            # the storage node judged Range/conditions against a manifest: look again
             probe = await self.app(self._plain(request, "HEAD"))
             await discard(probe)
+            if _dlo.is_dlo(probe):
+                await discard(resp)
+                return await _dlo.respond(self, request, account, probe)
             if not _is_slo(probe):
                 return resp
             await discard(resp)
@@ -200,6 +211,13 @@ class StaticLargeObject:
             pieces = await self._expand(request, account, stored, 0)
         except SegmentError as exc:
             return Response.text(409, str(exc))
+        return await self.serve_pieces(request, account, headers, pieces, size)
+
+    async def serve_pieces(
+        self, request: Request, account: str, headers: _Headers, pieces: list[core.Piece], size: int
+    ) -> Response:
+        """GET of a large object made of ``pieces`` (``size`` bytes in all):
+        whole, one range (206) or several (multipart/byteranges), or 416."""
         ranges = None
         if request.headers.get("range"):
             ranges = core.parse_byte_ranges(request.headers["range"])

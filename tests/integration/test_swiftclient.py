@@ -251,3 +251,36 @@ def test_copy_and_slo_read_stream_in_bounded_memory(cluster, conn):
     assert total == 2 * size
     assert conn.head_object("mem", "big-copy")["etag"] == etag
     assert peak[0] - base < 6 * 1048576, f"proxy RSS grew by {(peak[0] - base) / 1048576:.1f} MiB"
+
+
+def test_dynamic_large_object(conn):
+    conn.put_container("dsegs")
+    conn.put_container("dlo")
+    parts = [os.urandom(300), os.urandom(1), os.urandom(4000)]
+    etags = [conn.put_object("dsegs", f"seg/{i:03d}", p) for i, p in enumerate(parts)]
+    conn.put_object("dsegs", "other", b"not part of it")
+    conn.put_object("dlo", "man", b"", headers={"X-Object-Manifest": "dsegs/seg/"})
+    data = b"".join(parts)
+    want_etag = f'"{hashlib.md5("".join(etags).encode()).hexdigest()}"'
+    hdrs, body = conn.get_object("dlo", "man")
+    assert body == data and hdrs["etag"] == want_etag and hdrs["x-object-manifest"] == "dsegs/seg/"
+    head = conn.head_object("dlo", "man")
+    assert int(head["content-length"]) == len(data) and head["etag"] == want_etag
+    assert conn.get_object("dlo", "man", headers={"Range": "bytes=299-302"})[1] == data[299:303]
+    with pytest.raises(ClientException) as err:
+        conn.get_object("dlo", "man", headers={"If-None-Match": want_etag})
+    assert err.value.http_status == 304
+    # a new segment shows up at once: the listing is the manifest
+    conn.put_object("dsegs", "seg/004", b"tail")
+    assert conn.get_object("dlo", "man")[1] == data + b"tail"
+    # copy: the concatenation, or the manifest itself with multipart-manifest=get
+    conn.copy_object("dlo", "man", destination="/dlo/flat")
+    flat = conn.head_object("dlo", "flat")
+    assert "x-object-manifest" not in flat and int(flat["content-length"]) == len(data) + 4
+    conn.put_object("dlo", "man2", None, headers={"X-Copy-From": "dlo/man"}, content_length=0,
+                    query_string="multipart-manifest=get")
+    assert conn.head_object("dlo", "man2")["x-object-manifest"] == "dsegs/seg/"
+    assert conn.get_object("dlo", "man2", query_string="multipart-manifest=get")[1] == b""
+    with pytest.raises(ClientException) as err:
+        conn.put_object("dlo", "bad", b"", headers={"X-Object-Manifest": "nocontainer"})
+    assert err.value.http_status == 400
