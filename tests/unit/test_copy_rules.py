@@ -43,3 +43,17 @@ def test_path_header(value, expected):
 def test_bad_path_header(value):
     with pytest.raises(ValueError, match="Destination header must be of the form <container name>/<object name>"):
         parse_path_header(value, "Destination")
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("c/prefix", True), ("c/p/deeper", True), ("c", False), ("c/", False), ("/p", False), ("c//p", False),
+    ("c/p?x", False), ("c/p&x", False),
+])
+def test_dlo_manifest_header(value, ok):
+    from common.http import Request
+    from proxy._dlo import check_put_header
+
+    resp = check_put_header(Request.make("PUT", "/v1/a/c/o", {"x-object-manifest": value}))
+    assert (resp is None) is ok
+    if not ok:
+        assert resp.status == 400
