@@ -147,6 +147,10 @@ class StaticLargeObject:
         if not _is_slo(resp):
             if not (special and resp.status in (304, 412, 416)):
                 return resp
+            h = resp.headers
+            flagged = _true(h.get("x-static-large-object")) or "x-object-manifest" in h
+            if not flagged and ("etag" in h or "x-timestamp" in h):
+                return resp  # the object's own metadata came back: not a large object
             # the storage node judged Range/conditions against a manifest: look again
             probe = await self.app(self._plain(request, "HEAD"))
             await discard(probe)
