@@ -44,6 +44,7 @@ from proxy.acl import split_swift_path
 COND_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 HEAD_CONCURRENCY = 4
 MAX_NESTING = 10
+MAX_LISTING_REWRITE = 16 * 1024 * 1024
 
 
 class SegmentError(Exception):
@@ -113,8 +114,11 @@ class StaticLargeObject:
         ``slo_etag`` (read from the manifest row's Content-Type parameters)."""
         resp: Response = await self.app(request)
         ctype = resp.headers.get("content-type") or ""
+        length = resp.headers.get("content-length") or ""
         if resp.status != 200 or not ("json" in ctype or "xml" in ctype):
             return resp
+        if not length.isdigit() or int(length) > MAX_LISTING_REWRITE:
+            return resp  # as Swift: only listings of a known, bounded size are rewritten
         body = await resp.read_body()
         if b"swift_bytes=" in body:
             body = core.rewrite_listing(body, "json" in ctype)
