@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -36,6 +37,16 @@ class Node:
         self.config.write_text(f'[cluster]\nhash_secret = "{SECRET}"\n[storage]\ncontainer_update_timeout = 0.5\n')
         self.proc: ServerProcess | None = None
         self.client = httpx.Client(timeout=10)
+        self.part, self.account = PART, "a"  # per-test namespace on a shared server
+
+    def _ns(self, path: str) -> str:
+        """Tests write /<d>/5/a/...; map partition 5 and account a to this test's own."""
+        segs = path.split("/")
+        if len(segs) > 2 and segs[2] == str(PART):
+            segs[2] = str(self.part)
+        if len(segs) > 3 and segs[3] == "a":
+            segs[3] = self.account
+        return "/".join(segs)
 
     def argv(self, *extra: str) -> list[str]:
         drives = ",".join(f"{k}={v}" for k, v in self.drives.items())
@@ -52,7 +63,7 @@ class Node:
 
     def url(self, path: str) -> str:
         assert self.proc
-        return self.proc.url + path
+        return self.proc.url + self._ns(path)
 
     def put(self, path: str, body: bytes | object, t: float, **headers: str) -> httpx.Response:
         h = {"X-Timestamp": ts(t), "Content-Type": "application/octet-stream", **headers}
@@ -63,17 +74,40 @@ class Node:
 
     def obj_dir(self, drive: str, name: str) -> Path:
         a, c, o = name.split("/", 2)
-        h = object_hash(SECRET, a, c, o)
-        return self.drives[drive] / "objects" / str(PART) / h[-3:] / h
+        h = object_hash(SECRET, self.account if a == "a" else a, c, o)
+        return self.drives[drive] / "objects" / str(self.part) / h[-3:] / h
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    n = Node(tmp_path_factory.mktemp("objects-node"))
+    n.start()
+    yield n
+    n.stop()
+    n.client.close()
+
+
+_NS = iter(range(100, 100000))
 
 
 @pytest.fixture
-def node(tmp_path):
+def node(shared):
+    """The shared server, with a partition and account of this test's own."""
+    k = next(_NS)
+    shared.part, shared.account = k, f"acct{k}"
+    yield shared
+    if shared.proc:
+        print("\n".join(shared.proc.output[-30:]))  # shown when the test failed
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A server of this test's own (it renames drives, restarts, ...)."""
     n = Node(tmp_path)
     n.start()
     yield n
     if n.proc:
-        print("\n".join(n.proc.output[-30:]))  # shown when the test failed
+        print("\n".join(n.proc.output[-30:]))
     n.stop()
     n.client.close()
 
@@ -184,17 +218,18 @@ def test_concurrent_puts_newest_wins_and_older_gets_409(node):
 
 def test_client_hangs_up_mid_put_leaves_nothing(node):
     assert node.proc
+    base = "\n".join(node.proc.output).count('status":499')
     with socket.create_connection((node.proc.host, node.proc.port)) as s:
-        s.sendall(f"PUT /d1/5/a/c/hang HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(1)}\r\n"
+        s.sendall(f"PUT {node._ns('/d1/5/a/c/hang')} HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(1)}\r\n"
                   "Content-Length: 100000\r\n\r\n".encode() + b"x" * 70000)
-    assert wait_for(lambda: 'status":499' in "\n".join(node.proc.output))
+    assert wait_for(lambda: "\n".join(node.proc.output).count('status":499') == base + 1)
     assert tmp_files(node.drives["d1"]) == []
     # a large body streams to a temp file first: that file must go too
     with socket.create_connection((node.proc.host, node.proc.port)) as s:
-        s.sendall(f"PUT /d1/5/a/c/hang HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(2)}\r\n"
+        s.sendall(f"PUT {node._ns('/d1/5/a/c/hang')} HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(2)}\r\n"
                   f"Content-Length: {3 << 20}\r\n\r\n".encode() + b"x" * (2 << 20))
         assert wait_for(lambda: tmp_files(node.drives["d1"]) != [])
-    assert wait_for(lambda: "\n".join(node.proc.output).count('status":499') == 2)
+    assert wait_for(lambda: "\n".join(node.proc.output).count('status":499') == base + 2)
     assert tmp_files(node.drives["d1"]) == []
     assert node.get("/d1/5/a/c/hang").status_code == 404
     assert not node.obj_dir("d1", "a/c/hang").exists() or not list(node.obj_dir("d1", "a/c/hang").iterdir())
@@ -207,6 +242,11 @@ def _flip(path: Path, offset: int) -> None:
 
 
 def test_flipped_byte_is_quarantined_on_get_and_by_the_auditor(node):
+    def quarantined() -> float:
+        m = re.search(r"^ringstack_storage_quarantined ([0-9.]+)$", node.client.get(node.url("/metrics")).text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    before = quarantined()
     node.put("/d1/5/a/c/small", b"precious bytes", 1)
     d = node.obj_dir("d1", "a/c/small")
     _flip(d / f"{ts(1)}.data", 3)
@@ -232,43 +272,43 @@ def test_flipped_byte_is_quarantined_on_get_and_by_the_auditor(node):
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     assert stats["quarantined"] == 1 and stats["objects"] >= 1
     assert node.get("/d2/5/a/c/quiet").status_code == 404
-    assert "ringstack_storage_quarantined 2.0" in node.client.get(node.url("/metrics")).text
+    assert quarantined() == before + 2
 
 
-def test_missing_drive_answers_507_while_the_other_serves(node):
-    assert node.put("/d2/5/a/c/o", b"on d2", 1).status_code == 201
-    node.drives["d2"].rename(node.tmp / "d2-gone")
-    r = node.put("/d2/5/a/c/o2", b"x", 2)
+def test_missing_drive_answers_507_while_the_other_serves(fresh):
+    assert fresh.put("/d2/5/a/c/o", b"on d2", 1).status_code == 201
+    fresh.drives["d2"].rename(fresh.tmp / "d2-gone")
+    r = fresh.put("/d2/5/a/c/o2", b"x", 2)
     assert r.status_code == 507 and b"d2" in r.content
-    assert node.get("/d2/5/a/c/o").status_code == 507
-    assert node.put("/d1/5/a/c/o", b"on d1", 1).status_code == 201
-    assert node.get("/d1/5/a/c/o").content == b"on d1"
-    assert not node.drives["d2"].exists()  # never recreated behind the operator's back
+    assert fresh.get("/d2/5/a/c/o").status_code == 507
+    assert fresh.put("/d1/5/a/c/o", b"on d1", 1).status_code == 201
+    assert fresh.get("/d1/5/a/c/o").content == b"on d1"
+    assert not fresh.drives["d2"].exists()  # never recreated behind the operator's back
 
 
-def test_restart_keeps_everything(node):
+def test_restart_keeps_everything(fresh):
     for i in range(5):
-        node.put(f"/d1/5/a/c/o{i}", f"body {i}".encode(), 1)
-    node.client.delete(node.url("/d1/5/a/c/o0"), headers={"X-Timestamp": ts(2)})
-    before = node.client.request("REPLICATE", node.url("/d1/5")).json()
-    node.stop()
+        fresh.put(f"/d1/5/a/c/o{i}", f"body {i}".encode(), 1)
+    fresh.client.delete(fresh.url("/d1/5/a/c/o0"), headers={"X-Timestamp": ts(2)})
+    before = fresh.client.request("REPLICATE", fresh.url("/d1/5")).json()
+    fresh.stop()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (node.drives["d1"] / "tmp" / f"{dead.pid}-crashed.tmp").write_bytes(b"half a body")  # a writer that died
-    (node.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").write_bytes(b"in flight")  # a live one
-    node.start()
-    assert [p.name for p in tmp_files(node.drives["d1"])] == [f"{os.getpid()}-alive.tmp"]
-    (node.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").unlink()
-    assert node.get("/d1/5/a/c/o0").status_code == 404
-    assert [node.get(f"/d1/5/a/c/o{i}").content for i in range(1, 5)] == [f"body {i}".encode() for i in range(1, 5)]
-    assert node.client.request("REPLICATE", node.url("/d1/5")).json() == before
+    (fresh.drives["d1"] / "tmp" / f"{dead.pid}-crashed.tmp").write_bytes(b"half a body")  # a writer that died
+    (fresh.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").write_bytes(b"in flight")  # a live one
+    fresh.start()
+    assert [p.name for p in tmp_files(fresh.drives["d1"])] == [f"{os.getpid()}-alive.tmp"]
+    (fresh.drives["d1"] / "tmp" / f"{os.getpid()}-alive.tmp").unlink()
+    assert fresh.get("/d1/5/a/c/o0").status_code == 404
+    assert [fresh.get(f"/d1/5/a/c/o{i}").content for i in range(1, 5)] == [f"body {i}".encode() for i in range(1, 5)]
+    assert fresh.client.request("REPLICATE", fresh.url("/d1/5")).json() == before
 
 
 def test_replicate_hashes_change_and_suffixes_travel(node):
     rep = lambda path: node.client.request("REPLICATE", node.url(path)).json()  # noqa: E731
     assert rep("/d1/5") == {}
     node.put("/d1/5/a/c/o", b"one", 1)
-    h = object_hash(SECRET, "a", "c", "o")
+    h = object_hash(SECRET, node.account, "c", "o")
     first = rep("/d1/5")
     assert list(first) == [h[-3:]]
     node.client.post(node.url("/d1/5/a/c/o"), headers={"X-Timestamp": ts(2), "X-Object-Meta-A": "1"})
@@ -283,7 +323,7 @@ def test_replicate_hashes_change_and_suffixes_travel(node):
     g = node.get("/d2/5/a/c/o")
     assert g.content == b"one" and g.headers["x-object-meta-a"] == "1"
     objs = node.client.request("OBJECTS", node.url("/d2/5")).json()
-    assert [o["name"] for o in objs] == ["/a/c/o"]
+    assert [o["name"] for o in objs] == [f"/{node.account}/c/o"]
     # a drop only happens when the hashes still match
     assert node.client.request("DROP", node.url("/d1/5"), content=json.dumps({"abc": "x"})).status_code == 409
     assert node.client.request("DROP", node.url("/d1/5"), content=json.dumps(second)).status_code == 204
@@ -308,6 +348,7 @@ def test_failed_container_update_is_queued(node):
             rows = [json.loads(v) for _, v in txn.cursor()]
     finally:
         env.close()
+    rows = [r for r in rows if r["name"].startswith(f"/{node.account}/")]
     assert len(rows) == 1 and rows[0]["method"] == "PUT" and rows[0]["port"] == port
     assert rows[0]["headers"]["X-Size"] == "1" and rows[0]["headers"]["X-Backend-Type"] == "container"
 
@@ -321,17 +362,17 @@ def test_expired_object_reads_as_missing(node):
     assert time.time() >= at  # not before its time
 
 
-def test_files_without_index_rows_are_still_served(node):
-    assert node.put("/d1/5/a/c/o", b"durable", 1).status_code == 201
-    node.stop()
-    env = lmdb.open(str(node.drives["d1"] / "index.lmdb"), max_dbs=64)
+def test_files_without_index_rows_are_still_served(fresh):
+    assert fresh.put("/d1/5/a/c/o", b"durable", 1).status_code == 201
+    fresh.stop()
+    env = lmdb.open(str(fresh.drives["d1"] / "index.lmdb"), max_dbs=64)
     with env.begin(write=True) as txn:
         txn.drop(env.open_db(b"objects", txn=txn), delete=False)  # a crash lost the row
     env.close()
-    node.start()
-    g = node.get("/d1/5/a/c/o")
+    fresh.start()
+    g = fresh.get("/d1/5/a/c/o")
     assert g.status_code == 200 and g.content == b"durable"
-    assert node.client.request("REPLICATE", node.url("/d1/5")).json() != {}
+    assert fresh.client.request("REPLICATE", fresh.url("/d1/5")).json() != {}
 
 
 def test_workers_share_the_drives(tmp_path):
