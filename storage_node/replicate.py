@@ -10,7 +10,8 @@
   (chunk BLAKE3 against its trailer), written durably, settled by the same
   winner rules as a PUT, and indexed -> JSON ``{"files", "rejected",
   "complete"}``. Older files lose to newer ones as usual.
-- ``OBJECTS /d/p`` -> JSON list of the partition's rows.
+- ``OBJECTS /d/p`` -> JSON list of the partition's rows; ``PARTITIONS /d``
+  -> JSON list of the object partitions present on the drive.
 - ``DROP /d/p`` with JSON body ``{suffix: hash}`` (what the replicator saw
   confirmed by every new owner) -> under the exclusive partition lock, rehash
   from disk; if the hashes still equal the body, delete the partition's files
@@ -86,6 +87,20 @@ async def handle(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         ok, current = await ctx.run(bp.drive, drop_partition, ctx, bp.drive, bp.partition, expected)
         return Response(204) if ok else _json(409, current)
     return Response.text(405, f"{req.method} not supported here")
+
+
+async def partitions(ctx: NodeContext, drive: str) -> Response:
+    """``PARTITIONS /<drive>`` -> JSON list of the object partitions present
+    on the drive (index rows or directories), for the replicator."""
+    if not drive or "/" in drive:
+        raise BadPath("PARTITIONS takes /<drive>")
+
+    def work() -> list[int]:
+        root = ctx.check_drive(drive)
+        on_disk = {int(p) for p in ctx.drive_layer.listdir(root / "objects") if p.isdigit()}
+        return sorted(on_disk | set(ctx.index(drive).partitions()))
+
+    return _json(200, await ctx.run(drive, work))
 
 
 # -- rehash / drop (thread side) ---------------------------------------------------

@@ -35,7 +35,7 @@ from storage_node.drive import DiskDrives, DriveLayer, DriveUnavailable
 from storage_node.object_core import ObjectError
 from storage_node.paths import BadPath, split_backend_path
 
-REPLICATION_VERBS = frozenset({"REPLICATE", "SUFFIXES", "MERGE", "OBJECTS", "DROP"})
+REPLICATION_VERBS = frozenset({"REPLICATE", "SUFFIXES", "MERGE", "OBJECTS", "DROP", "PARTITIONS"})
 RoleHandler = Callable[[Request, NodeContext], Awaitable[Response]]
 
 
@@ -133,6 +133,8 @@ class StorageApp:
                                      generate_latest(self.metrics.registry))
         if not is_valid_utf8(req.path):
             raise BadPath("path is not valid UTF-8 or contains NUL")
+        if req.method == "PARTITIONS":
+            return "replicate", await replicate.partitions(self.ctx, req.path.strip("/"))
         bp = split_backend_path(req.path)
         backend_type = (req.headers.get("x-backend-type") or "").strip().lower()
         if req.method in REPLICATION_VERBS:

@@ -322,6 +322,7 @@ def test_replicate_hashes_change_and_suffixes_travel(node):
     assert rep("/d2/5") == second
     g = node.get("/d2/5/a/c/o")
     assert g.content == b"one" and g.headers["x-object-meta-a"] == "1"
+    assert node.part in node.client.request("PARTITIONS", node.url("/d2")).json()
     objs = node.client.request("OBJECTS", node.url("/d2/5")).json()
     assert [o["name"] for o in objs] == [f"/{node.account}/c/o"]
     # a drop only happens when the hashes still match
