@@ -297,7 +297,7 @@ def _check_groups(groups: dict[str, _Group], same_subtrees: list[frozenset[str]]
                               f"{bad} not found in {list(groups)}.", QUERYPARAM_BAD_VALUE)
     else:
         orphans = [f"required{s}" for s, g in groups.items()
-                   if (g.required or g.forbidden) and not g.resources]
+                   if g.required and not g.resources]  # positive traits only, as Placement
         if orphans:
             raise bad_request("All traits parameters must be associated with resources.  "
                               "Found the following orphaned traits keys: " + ", ".join(orphans))
