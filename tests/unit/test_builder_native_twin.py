@@ -94,8 +94,10 @@ def test_place_replicas_twin(world) -> None:
 def test_move_replicas_twin(world) -> None:
     A, parts, common, avail, _nact, extra, salt = world
     results = []
-    # narrow ranges make ties (and so the seeded tie-break) common
+    # roomy caps and narrow ranges: many moves, and ties (so the seeded tie-break) common
     avail = {k: np.clip(v, 0, 2) for k, v in avail.items()}
+    common = {**common, "cap_g": common["cap_g"] + 2, "cap_z": common["cap_z"] + 1,
+              "cap_h": common["cap_h"] + 1}
     for fn in (native.move_replicas, twins.move_replicas_py):
         a = A.copy()
         av = _copies(avail)
@@ -219,3 +221,48 @@ def test_missing_extension_falls_back_with_one_warning() -> None:
     assert out.stdout.split() == ["False", "True"]
     warnings = [line for line in out.stderr.splitlines() if "not built" in line]
     assert len(warnings) == 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(1, 4)),
+                min_size=2, max_size=8),
+       st.integers(4, 7), st.integers(0, 2**32 - 1))
+def test_move_replicas_twin_on_real_states(hosts, pp, seed) -> None:
+    """Both move kernels from a real builder state after drives were added."""
+    from ring._builder_plan import make_plan
+    from ring.builder import RingBuilder
+
+    inv = Inventory(clock=lambda: 0.0)
+    for i, (r, z, n) in enumerate(hosts):
+        inv.add_host(Host(f"h{i}", r, z, "10.0.0.1", 6200))
+        for j in range(n):
+            inv.add_drive(f"h{i}", f"d{j}", 100.0)
+    if len(inv.drives) < 3:
+        return
+    b = RingBuilder(pp, 3, 0, seed=seed)
+    b.rebalance(inv, now=0.0)
+    for i in range(len(hosts) // 2 + 1):
+        inv.add_drive(f"h{i}", "new", 150.0)
+    topo = topology(inv)
+    A = topo.dense(b.replica2part2dev)
+    plan = make_plan(topo, 3, b.parts, 0.0)
+    rng = np.random.default_rng(seed)
+    kernel = RingBuilder._kernel_args(topo, plan, rng)
+    kernel = {k: v for k, v in kernel.items() if not k.startswith("nact")}
+    excess = (np.bincount(A.ravel(), minlength=len(topo.dev_ids)) - plan.dev_parts).astype(np.int64)
+    avail = RingBuilder._avail(topo, np.maximum(-excess, 0))
+    tex = [np.bincount(topo.tier[lv], weights=excess, minlength=topo.sizes[lv]).astype(np.int64)
+           for lv in range(3)]
+    order = rng.permutation(b.parts).astype(np.int32)
+    results = []
+    for fn in (native.move_replicas, twins.move_replicas_py):
+        a, ex, cm = A.copy(), excess.copy(), np.ones(b.parts, dtype=np.int8)
+        free = np.zeros(A.shape, dtype=np.int8)
+        av = [x.copy() for x in avail]
+        tx = [x.copy() for x in tex]
+        rc = fn(a, order, free, cm, ex, *tx, avail_g=av[0], avail_z=av[1], avail_h=av[2],
+                avail_d=av[3], **kernel)
+        results.append((rc, a, ex, cm, free, *av, *tx))
+    assert results[0][0] == results[1][0]
+    for x, y in zip(results[0][1:], results[1][1:], strict=True):
+        np.testing.assert_array_equal(x, y)
