@@ -16,6 +16,9 @@ decision itself is ``proxy.acl.authorize_decision``). ``context['swift_owner']``
 is set when the caller owns the account, so ACL headers are shown to and
 accepted from owners only.
 
+An S3 layer left of tempauth authenticates through it as Swift's s3api does
+(``context["s3api.auth_details"]``, see ``_s3_identity``).
+
 Account ACLs (Swift's ``X-Account-Access-Control`` JSON with ``admin``,
 ``read-write``, ``read-only`` lists of groups) are validated here (400 with
 Swift's text), stored as ``X-Account-Sysmeta-Core-Access-Control`` by an
@@ -48,6 +51,7 @@ from proxy.acl import (
 
 ACL_HEADERS = ("x-container-read", "x-container-write")
 ACCOUNT_ACL_SYSMETA = "x-account-sysmeta-core-access-control"
+S3_AUTH_DETAILS = "s3api.auth_details"
 OWNER_ONLY_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to")
 
 
@@ -223,6 +227,24 @@ class TempAuth:
 
         return authorize
 
+    def _s3_identity(self, request: Request, s3: Any) -> Identity | None:
+        """Swift's s3api + tempauth contract: an S3 layer left of us puts
+        ``{"access_key": "account:user", "check_signature": f(secret) -> bool}``
+        in ``context["s3api.auth_details"]`` and ``/v1/<access_key>/...`` as the
+        path; a right signature makes the caller that user and the path's
+        account ``AUTH_<account>``. Anything else is an anonymous request
+        (the S3 layer answers AccessDenied/SignatureDoesNotMatch)."""
+        user = self.settings.users.get(str(s3.get("access_key", "")))
+        check = s3.get("check_signature")
+        if user is None or check is None or not check(user.key):
+            request.context["s3_auth_failed"] = True
+            return None
+        account_id = self.settings.reseller_prefix + user.account
+        head = f"/v1/{user.account_user}"
+        if request.path == head or request.path.startswith(head + "/"):
+            request.path = f"/v1/{account_id}" + request.path[len(head):]
+        return Identity(user.account_user, user.account, core.groups_for(self.settings, user))
+
     async def _account_acl(self, request: Request, account: str) -> str | None:
         """The account's stored ACL (``X-Account-Sysmeta-Core-Access-Control``),
         read with an internal HEAD (no authorize: it is ours) once per request."""
@@ -247,7 +269,11 @@ class TempAuth:
             return await self.app(request)
         token = request.headers.get("x-auth-token") or request.headers.get("x-storage-token")
         identity = None
-        if token and token.startswith(self.settings.reseller_prefix):
+        s3 = request.context.get(S3_AUTH_DETAILS)
+        if s3 is not None:
+            identity = self._s3_identity(request, s3)
+            parts = split_swift_path(request.path) or parts
+        elif token and token.startswith(self.settings.reseller_prefix):
             identity = self.identity_of(token)
             if identity is None:
                 return _unauthorized(parts[0])

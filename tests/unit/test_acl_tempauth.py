@@ -215,3 +215,24 @@ def test_account_acl_rules():
     assert account_acl_decision(("b", "b:v"), "POST", None, stored) is None
     assert account_acl_decision(("c", "c:x"), "POST", None, stored) is Decision.OWNER
     assert account_acl_decision(("d", "d:y"), "GET", None, stored) is None
+
+
+async def test_s3_auth_details_contract():
+    mw, seen, _ = make_auth()
+    secrets_seen = []
+
+    def check(secret):
+        secrets_seen.append(secret)
+        return secret == "testing"
+
+    req = Request.make("GET", "/v1/test:tester/bucket/key")
+    req.context["s3api.auth_details"] = {"access_key": "test:tester", "check_signature": check}
+    resp = await mw(req)
+    assert resp.status == 200 and secrets_seen == ["testing"]
+    assert seen[-1].path == "/v1/AUTH_test/bucket/key"
+    assert seen[-1].context["identity"].account_user == "test:tester"
+
+    bad = Request.make("GET", "/v1/test:tester/bucket/key")
+    bad.context["s3api.auth_details"] = {"access_key": "test:tester", "check_signature": lambda s: False}
+    resp = await mw(bad)
+    assert resp.status == 401 and bad.context["s3_auth_failed"] is True
