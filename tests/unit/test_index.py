@@ -214,3 +214,53 @@ def test_auditor_style_full_check_catches_a_corrupt_trailer(drive):
     ObjectReader(drives, path, r).close()  # a GET only needs the digests
     with pytest.raises(CorruptData):
         ObjectReader(drives, path, r, full_check=True)
+
+
+# -- order independence: the same writes in any order settle the same way (invariant 2) ---------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OPS = st.lists(st.tuples(st.sampled_from(["PUT", "DELETE", "POST"]), st.integers(1, 40)),
+                min_size=1, max_size=8, unique_by=lambda op: op[1])
+
+
+def _apply(mem, root, op, t):
+    loc = ObjectLocation(root, 1, H1, "/a/c/o")
+    if op == "PUT":
+        w = ObjectWriter(mem, root)
+        w.write(f"body {t}".encode())
+        w.finish("/a/c/o", {"content-type": "text/plain", "x-object-meta-v": str(t)}, None)
+        return w.commit(loc, T(str(t)))
+    if op == "DELETE":
+        return write_small(mem, loc, T(str(t)), ".ts", {"name": "/a/c/o"})
+    return write_small(mem, loc, T(str(t)), ".meta", {"headers": {"x-object-meta-p": str(t)}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(_OPS, st.randoms(use_true_random=False))
+def test_any_arrival_order_settles_to_the_same_state(ops, rnd):
+    # POSTs come after the writes they target: the server 404s a POST that
+    # finds no data, so a POST overtaking every PUT is not a state to settle
+    writes = [o for o in ops if o[0] != "POST"]
+    posts = [o for o in ops if o[0] == "POST"]
+    results = []
+    for order in (sorted(writes, key=lambda o: o[1]) + sorted(posts, key=lambda o: o[1]),
+                  rnd.sample(writes, len(writes)) + rnd.sample(posts, len(posts))):
+        mem = MemoryDrives()
+        root = Path("/m/d1")
+        mem.mkdir(root)
+        rec = None
+        for op, t in order:
+            rec = _apply(mem, root, op, t)
+        loc = ObjectLocation(root, 1, H1, "")
+        results.append((settle(mem, loc), sorted(mem.listdir(loc.dir))))
+        assert rec is not None
+    (a, files_a), (b, files_b) = results
+    assert files_a == files_b and a.files == b.files
+    assert (a.data_ts, a.tomb_ts, a.meta_ts, a.headers) == (b.data_ts, b.tomb_ts, b.meta_ts, b.headers)
+    newest = max(ops, key=lambda o: o[1] if o[0] != "POST" else -1)
+    if newest[0] == "PUT":
+        assert a.data_ts == T(str(newest[1]))
+    elif newest[0] == "DELETE":
+        assert a.tomb_ts == T(str(newest[1])) and not a.exists
