@@ -41,7 +41,7 @@ async def app(request: Request) -> Response:
         return Response(201, {"etag": h.hexdigest(), "x-bytes": str(n)})
     if request.path == "/stream":
         async def gen():
-            for i in range(5):
+            for _ in range(5):
                 yield b"x" * 1000
         return Response(200, {"content-length": "5000"}, gen())
     if request.path == "/abort":
