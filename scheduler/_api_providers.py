@@ -98,6 +98,7 @@ async def get_provider(app: PlacementApp, ctx: Ctx) -> Reply:
 async def update_provider(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:resource_providers:update")
     uuid = path_uuid(ctx)
+    await app.store.read(lambda tx: sp.require_provider(tx, uuid))  # 404 before 400
     data = ctx.json(_with_parent(PUT_SCHEMA, ctx.version))
     parent: object = sp.UNSET
     if "parent_provider_uuid" in data:
@@ -228,6 +229,7 @@ async def set_aggregates(app: PlacementApp, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:resource_providers:aggregates:update")
     uuid = path_uuid(ctx)
     v = ctx.version
+    await app.store.read(lambda tx: sp.require_provider(tx, uuid))  # 404 before 400
     generation: int | None = None
     if v.at_least(19):
         data = ctx.json(AGG_PUT_119)

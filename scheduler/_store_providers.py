@@ -208,12 +208,12 @@ def trait_exists(tx: Tx, name: str) -> bool:
 def set_provider_traits(tx: Tx, uuid: str, generation: int | None,
                         traits: list[str]) -> Provider:
     p = require_provider(tx, uuid)
-    missing = sorted(t for t in set(traits) if not trait_exists(tx, t))
-    if missing:
-        raise bad_request(f"No such trait(s): {', '.join(missing)}.")
     if generation is not None and generation != p.generation:
         raise conflict("Resource provider's generation already changed. Please update the "
                        "generation and try again.", CONCURRENT_UPDATE)
+    missing = sorted(t for t in set(traits) if not trait_exists(tx, t))
+    if missing:
+        raise bad_request(f"No such trait {', '.join(missing)}")
     tx.put_list("ptraits", uuid, traits)
     tx.bump_generation(uuid)
     return require_provider(tx, uuid)
