@@ -77,6 +77,7 @@ class NodeContext:
     drive_layer: DriveLayer = field(default_factory=DiskDrives)
     committers: dict[str, GroupCommitter] = field(default_factory=dict)
     indexes: dict[str, DriveIndex] = field(default_factory=dict)
+    ring_dir: str = ""  # the cluster's ring dir: replication requests check X-Backend-Ring-Version against it
 
     def root(self, drive: str) -> Path:
         """The drive's directory; ``DriveUnavailable`` if not configured."""

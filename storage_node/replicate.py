@@ -26,6 +26,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -58,7 +59,40 @@ def _json(status: int, obj: object) -> Response:
     return Response(status, {"Content-Type": "application/json"}, json.dumps(obj, sort_keys=True).encode())
 
 
+_RINGS: dict[str, Any] = {}
+
+
+def ring_mismatch(req: Request, ctx: NodeContext) -> Response | None:
+    """409 when the request names a ring version (``X-Backend-Ring-Version``,
+    the sender's object ring checksum in hex) other than this node's: two
+    nodes on different ring versions never confirm each other's handoff
+    revert (replicator/object_core.py; FAULTS.md 9). No header: no check."""
+    want = req.headers.get("x-backend-ring-version")
+    if not want or not ctx.ring_dir:
+        return None
+    from ring.lookup import Ring
+    from ring.ringfile import RingFileError
+
+    path = os.path.join(ctx.ring_dir, "object.ring")
+    try:
+        ring = _RINGS.get(path)
+        if ring is None:
+            ring = _RINGS.setdefault(path, Ring(path, ctx.hash_secret, reload_interval=1.0))
+        else:
+            ring.reload_if_changed()  # one stat
+    except (RingFileError, OSError) as exc:
+        return Response.text(409, f"ring version unknown here: {exc}")
+    have = ring.checksum.hex()
+    if have == want:
+        return None
+    return Response.text(409, f"ring version mismatch: this node has {have}, the request {want}",
+                         {"X-Backend-Ring-Version": have})
+
+
 async def handle(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
+    mismatch = ring_mismatch(req, ctx)
+    if mismatch is not None:
+        return mismatch
     if req.method == "REPLICATE":
         suffixes = parse_suffixes(bp.account or "")
 

@@ -174,6 +174,7 @@ def build_context(config: ClusterConfig, drives: Mapping[str, Path], *, clock: C
         logger=get_logger("storage"),
         settings=settings,
         drive_layer=drive_layer or DiskDrives(),
+        ring_dir=config.ring_dir,
     )
 
 
