@@ -37,7 +37,8 @@ MIB = 1 << 20
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="4096,4194304", help="object sizes in bytes (comma-separated)")
     p.add_argument("--concurrency", default="8,32", help="client concurrency levels (comma-separated)")
-    p.add_argument("--seconds", type=float, default=4.0, help="length of each PUT/GET phase")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each PUT/GET phase (small objects)")
+    p.add_argument("--large-seconds", type=float, default=12.0, help="phase length for objects of 1 MiB or more")
     p.add_argument("--workers", type=int, default=1, help="proxy (and Swift server) worker processes")
     p.add_argument("--big-mib", type=int, default=1024, help="size of the large PUT for the RSS check (0: skip)")
     p.add_argument("--swift", default="auto", help="Swift venv for the side-by-side run ('no' to skip)")
@@ -212,8 +213,9 @@ async def _run_target(target: Target, args: argparse.Namespace) -> dict[str, Any
     for size in [int(s) for s in args.sizes.split(",") if s]:
         for conc in [int(c) for c in args.concurrency.split(",") if c]:
             names: list[str] = []
+            seconds = args.large_seconds if size >= MIB else args.seconds
             for method in ("PUT", "GET"):
-                r = await _phase(target, method, size, conc, args.seconds, names)
+                r = await _phase(target, method, size, conc, seconds, names)
                 print(f"# {target.name} {method} {size} B x{conc}: {r['ops_per_s']} ops/s {r['mb_per_s']} MB/s "
                       f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op", flush=True)
                 phases.append(r)
