@@ -89,7 +89,7 @@ def op_enqueue(env: lmdb.Environment, upd: PendingUpdate) -> Op:
     def op(txn: lmdb.Transaction) -> None:
         old = txn.get(upd.key, db=handle)
         if old:
-            prev = PendingUpdate(**json.loads(old))
+            prev = PendingUpdate(**json.loads(bytes(old)))
             if prev.timestamp >= upd.timestamp:
                 return
         txn.put(upd.key, val, db=handle)
@@ -102,7 +102,7 @@ def op_remove(env: lmdb.Environment, key: bytes, ts: Timestamp) -> Op:
 
     def op(txn: lmdb.Transaction) -> None:
         old = txn.get(key, db=handle)
-        if old and PendingUpdate(**json.loads(old)).timestamp == ts:
+        if old and PendingUpdate(**json.loads(bytes(old))).timestamp == ts:
             txn.delete(key, db=handle)
 
     return op

@@ -130,9 +130,9 @@ class DriveIndex:
         if not cur.set_range(prefix):
             return
         for k, v in cur:
-            if not k.startswith(prefix):
+            if not bytes(k).startswith(prefix):
                 return
-            yield k, v
+            yield bytes(k), bytes(v)
 
     def rows(self, part: int, suffix: str | None = None) -> list[tuple[str, ObjectRecord]]:
         """``(hash, record)`` rows of a partition (or one suffix), hash order."""
@@ -192,7 +192,7 @@ class DriveIndex:
         def op(txn: lmdb.Transaction) -> None:
             if not force:
                 old = txn.get(key, db=self.objects)
-                if old and not row_supersedes(rec, ObjectRecord.from_json(json.loads(old))):
+                if old and not row_supersedes(rec, ObjectRecord.from_json(json.loads(bytes(old)))):
                     return
             if rec.files:
                 txn.put(key, val, db=self.objects)
@@ -218,7 +218,7 @@ class DriveIndex:
 
         def op(txn: lmdb.Transaction) -> None:
             old = txn.get(key, db=self.objects)
-            if old and tuple(json.loads(old).get("files", ())) != tuple(files):
+            if old and tuple(json.loads(bytes(old)).get("files", ())) != tuple(files):
                 return
             txn.delete(key, db=self.objects)
             txn.put(_suffix_key(part, suffix_of(name_hash)), b"", db=self.suffixes)

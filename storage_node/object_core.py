@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from common.timestamp import Timestamp, TimestampError
 
@@ -41,6 +41,13 @@ POSTABLE = (
 )
 _USER_PREFIXES = ("x-object-meta-", "x-object-transient-sysmeta-")
 _SYS_PREFIX = "x-object-sysmeta-"
+
+
+class HeaderGetter(Protocol):
+    """Anything with case-insensitive ``get`` (``common.http.Headers``, a dict
+    with lower-case keys)."""
+
+    def get(self, name: str, default: str | None = None, /) -> str | None: ...
 
 
 class ObjectError(Exception):
@@ -206,7 +213,7 @@ def row_supersedes(new: ObjectRecord, old: ObjectRecord | None) -> bool:
 
 # -- request rules -------------------------------------------------------------
 
-def require_timestamp(headers: Mapping[str, str]) -> Timestamp:
+def require_timestamp(headers: HeaderGetter) -> Timestamp:
     v = headers.get("x-timestamp")
     if not v:
         raise ObjectError(400, "Missing X-Timestamp header")
@@ -241,7 +248,7 @@ def check_post(rec: ObjectRecord | None, ts: Timestamp, now: float) -> ObjectRec
     return rec
 
 
-def check_delete_at(headers: Mapping[str, str], now: float) -> None:
+def check_delete_at(headers: HeaderGetter, now: float) -> None:
     v = headers.get("x-delete-at")
     if v is None:
         return
@@ -321,7 +328,7 @@ def http_date(seconds: int) -> str:
     return formatdate(seconds, usegmt=True)
 
 
-def check_if_delete_at(rec: ObjectRecord | None, headers: Mapping[str, str]) -> None:
+def check_if_delete_at(rec: ObjectRecord | None, headers: HeaderGetter) -> None:
     """``X-If-Delete-At`` (the expirer's DELETE): 412 unless the object is
     still scheduled for exactly that time, so a re-PUT object survives."""
     want = headers.get("x-if-delete-at")
