@@ -56,6 +56,7 @@ class StorageSettings:
     threads_per_drive: int = 16  # also bounds a group-commit round
     group_commit: bool = True
     container_update_timeout: float = 1.0
+    client_timeout: float = 60.0  # a body that stalls this long -> 408 (Swift's client_timeout)
     reclaim_age: float = 7 * 86400.0
     index_map_size: int = 8 << 30
     auditor_bytes_per_second: float = 0.0  # 0: no auditor task in the server

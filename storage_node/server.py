@@ -202,7 +202,8 @@ async def serve_storage(
     app = StorageApp(ctx)
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(partial(serve_http, app.handle, host=host, port=port, listeners=listeners,
-                                            server_name="ringstack-storage"))
+                                            server_name="ringstack-storage",
+                                            body_timeout=ctx.settings.client_timeout))
         cleaned = 0
         for d in ctx.drives:  # temp files of writers that died (crash before rename)
             with contextlib.suppress(DriveUnavailable, OSError):

@@ -461,3 +461,22 @@ def test_memory_stays_flat_in_object_size(node):
         assert r.status_code == 200 and sum(len(c) for c in r.iter_bytes()) == 48 << 20
     grown = _hwm_kib(node.proc.proc.pid) - before
     assert grown < 16 * 1024, f"server peak memory grew {grown} KiB for a 48 MiB object"
+
+
+def test_slow_drip_gets_408_and_leaves_nothing(tmp_path):
+    n = Node(tmp_path)
+    n.config.write_text(f'[cluster]\nhash_secret = "{SECRET}"\n[storage]\nclient_timeout = 0.5\n')
+    n.start()
+    try:
+        assert n.proc
+        for length in (1000, 3 << 20):  # read-whole and streamed bodies
+            with socket.create_connection((n.proc.host, n.proc.port)) as s:
+                s.sendall(f"PUT /d1/5/a/c/drip HTTP/1.1\r\nHost: x\r\nX-Timestamp: {ts(1)}\r\n"
+                          f"Content-Length: {length}\r\n\r\n".encode() + b"x" * (length // 2))
+                s.settimeout(10)
+                assert s.recv(100).startswith(b"HTTP/1.1 408")
+        assert tmp_files(n.drives["d1"]) == []
+        assert n.get("/d1/5/a/c/drip").status_code == 404
+    finally:
+        n.stop()
+        n.client.close()
