@@ -16,14 +16,17 @@ auditor_bytes_per_second > 0``) or as ``ringstack serve auditor``.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import trio
 
 from common.log import log_event
 from storage_node.context import NodeContext
 from storage_node.diskfile import ObjectLocation, ObjectReader
-from storage_node.drive import DriveUnavailable
+from storage_node.drive import DiskDrives, DriveUnavailable
 from storage_node.integrity import CorruptData, n_chunks
 from storage_node.object_core import ObjectRecord
 from storage_node.object_server import quarantine_object
@@ -57,10 +60,11 @@ class _Pacer:
             await trio.sleep_until(max(due, trio.current_time()))
 
 
-async def audit_pass(ctx: NodeContext, bytes_per_second: float, stats: AuditStats | None = None) -> AuditStats:
+async def audit_pass(ctx: NodeContext, bytes_per_second: float, stats: AuditStats | None = None,
+                     only: set[str] | None = None) -> AuditStats:
     stats = stats or AuditStats()
     pacer = _Pacer(bytes_per_second)
-    for drive in sorted(ctx.drives):
+    for drive in sorted(only if only is not None else ctx.drives):
         try:
             await _audit_drive(ctx, drive, pacer, stats)
         except DriveUnavailable:
@@ -114,9 +118,34 @@ def _check_one(ctx: NodeContext, drive: str, loc: ObjectLocation, rec: ObjectRec
     return True
 
 
+def _claim(root: Path) -> int | None:
+    """(thread) An exclusive non-blocking ``flock`` on ``<drive>/locks/auditor``
+    so that with ``--workers N`` one process audits each drive; the fd is
+    kept open (the lock held) for the life of the process. None: taken."""
+    try:
+        locks = root / "locks"
+        locks.mkdir(exist_ok=True)
+        fd = os.open(locks / "auditor", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 async def run_auditor(ctx: NodeContext, stats: AuditStats | None = None) -> None:
-    """Audit forever: a pass, then ``auditor_interval`` seconds of rest."""
+    """Audit forever: a pass, then ``auditor_interval`` seconds of rest. Only
+    drives this process holds the auditor lock of (retried every pass)."""
     stats = stats or AuditStats()
+    claimed: set[str] = set()
     while True:
-        await audit_pass(ctx, ctx.settings.auditor_bytes_per_second, stats)
+        for d in set(ctx.drives) - claimed:
+            root = ctx.drives[d]
+            if not isinstance(ctx.drive_layer, DiskDrives) or await trio.to_thread.run_sync(_claim, root) is not None:
+                claimed.add(d)
+        if claimed:
+            await audit_pass(ctx, ctx.settings.auditor_bytes_per_second, stats, only=claimed)
         await trio.sleep(ctx.settings.auditor_interval)
