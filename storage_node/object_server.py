@@ -156,8 +156,8 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     else:
         loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, limit, begin)
     meta = writer.meta
-    await async_pending.update_containers(ctx, req.headers, bp.drive, bp.name, loc.hash, "PUT", ts, meta["size"],
-                             headers["content-type"], meta["etag"])
+    await async_pending.update_containers(ctx, req.headers, bp.drive, bp.name, loc.hash, "PUT", ts,
+                                          meta["size"], headers["content-type"], meta["etag"])
     return Response(201, {"ETag": meta["etag"], "X-Backend-Timestamp": ts.internal})
 
 
