@@ -14,6 +14,8 @@ Policy, in Placement's two modes (chosen in config, ``[placement] policy``):
 - ``legacy``: the new defaults OR the old ``role:admin`` rule (what
   oslo.policy does with enforce_new_defaults off). Scope is enforced in
   both modes, as Placement 16 does: a system-scoped token gets 403.
+- ``open``: every rule is ``@`` (any authenticated project token), as
+  Placement's ``OpenPolicyFixture`` configures it; for tests and trusted labs.
 
 Pure: no I/O.
 """
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from ._api_common import Auth
 from ._store_records import PlacementError
 
-POLICIES = ("legacy", "secure-rbac")
+POLICIES = ("legacy", "secure-rbac", "open")
 PROJECT_READABLE = frozenset({"placement:usages"})  # admin_or_project_reader_or_service
 SERVICE_ONLY = frozenset({"placement:reshaper:reshape"})  # service_api
 
@@ -53,8 +55,10 @@ def allowed(policy: str, action: str, auth: Auth, target_project: str | None = N
     if action in PROJECT_READABLE and not new_rule:
         new_rule = ("reader" in auth.roles and auth.project_id is not None
                     and auth.project_id == target_project)
-    if auth.system_scope is not None:  # Placement's rules are project scoped (both modes)
+    if auth.system_scope is not None:  # Placement's rules are project scoped (all modes)
         return False
+    if policy == "open":
+        return True
     if policy == "secure-rbac":
         return new_rule
     return new_rule or "admin" in auth.roles

@@ -3,7 +3,7 @@
 ``scheduler.sched_cli``).
 
 ``ringstack serve placement --data DIR [--port 8778] [--host 127.0.0.1]
-[--policy legacy|secure-rbac] [--config FILE]`` prints ``READY placement
+[--policy legacy|secure-rbac|open] [--config FILE]`` prints ``READY placement
 HOST:PORT`` once listening (``--port 0`` picks a free port). Options not
 given on the command line come from the ``[placement]`` section of the
 cluster config (``data``, ``port``, ``host``, ``policy``).
@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-POLICIES = ("legacy", "secure-rbac")
+POLICIES = ("legacy", "secure-rbac", "open")
 
 
 def register(sub: Any, serve_sub: Any) -> None:
@@ -28,7 +28,8 @@ def register(sub: Any, serve_sub: Any) -> None:
     p.add_argument("--port", type=int, default=None, help="listen port (default 8778; 0: any)")
     p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     p.add_argument("--policy", choices=POLICIES, default=None,
-                   help="policy defaults: legacy (admin does everything) or secure-rbac")
+                   help="policy defaults: legacy (admin does everything), secure-rbac, "
+                   "or open (any authenticated user; tests)")
     p.add_argument("--config", default=None, help="cluster TOML config ([placement] section)")
     p.add_argument("--no-fsync", action="store_true", help="do not fsync commits (tests)")
     p.add_argument("--log-level", default="INFO", help="one JSON line per request at INFO")
@@ -65,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or str(section.get("host", "127.0.0.1"))
     policy = args.policy or str(section.get("policy", "legacy"))
     if policy not in POLICIES:
-        raise CommandError(f"unknown policy {policy!r}: use legacy or secure-rbac")
+        raise CommandError(f"unknown policy {policy!r}: use legacy, secure-rbac or open")
 
     setup_logging(args.log_level)
 

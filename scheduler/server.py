@@ -20,7 +20,7 @@ from ._api_ops import Operations
 from .placement_api import PlacementApp
 from .store import PlacementStore
 
-POLICIES = ("legacy", "secure-rbac")
+POLICIES = ("legacy", "secure-rbac", "open")
 
 
 async def serve_placement(
