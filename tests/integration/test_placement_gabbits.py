@@ -33,7 +33,7 @@ yaml = pytest.importorskip("yaml") if GABBITS else None
 pytestmark = pytest.mark.skipif(not GABBITS or GABBI_RUN is None,
                                 reason="set RINGSTACK_PLACEMENT_GABBITS and install gabbi")
 SUPPORTED = {"APIFixture", "AllocationFixture", "SecureRBACPolicyFixture",
-             "LegacyRBACPolicyFixture"}
+             "LegacyRBACPolicyFixture", "OpenPolicyFixture"}
 ENV_UUIDS = ("RP_UUID", "RP_NAME", "RP_UUID1", "RP_NAME1", "RP_UUID2", "RP_NAME2",
              "PROJECT_ID", "ADMIN_PROJECT_ID", "SERVICE_PROJECT_ID", "USER_ID",
              "PROJECT_ID_ALT", "USER_ID_ALT", "INSTANCE_UUID", "MIGRATION_UUID",
@@ -82,7 +82,8 @@ def test_placement_gabbit(name: str, tmp_path: Path) -> None:
     fixtures = set(doc.pop("fixtures", None) or [])
     if not fixtures <= SUPPORTED:
         pytest.skip(f"needs fixtures {sorted(fixtures - SUPPORTED)}")
-    policy = "secure-rbac" if "SecureRBACPolicyFixture" in fixtures else "legacy"
+    policy = ("secure-rbac" if "SecureRBACPolicyFixture" in fixtures
+              else "open" if "OpenPolicyFixture" in fixtures else "legacy")
     server = start_server(ringstack_argv("serve", "placement", "--data", str(tmp_path / "data"),
                                          "--port", "0", "--policy", policy, "--no-fsync",
                                          "--log-level", "WARNING"))
