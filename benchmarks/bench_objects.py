@@ -110,6 +110,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
     done = 0
     written: list[str] = []
     cpu0 = cpu_seconds(target.pids)
+    pcpu0 = cpu_seconds(target.proxy_pids)
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -147,6 +148,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
             nursery.start_soon(worker, w)
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds(target.pids) - cpu0
+    pcpu = cpu_seconds(target.proxy_pids) - pcpu0
     await client.aclose()
     if method == "PUT":
         names[:] = written
@@ -156,6 +158,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
         "mb_per_s": round(done * size / elapsed / 1e6, 1),
         "p50_ms": round(_pct(latencies, 0.5) * 1000, 2), "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
         "cpu_ms_per_op": round(cpu / max(done, 1) * 1000, 2),
+        "proxy_cpu_ms_per_op": round(pcpu / max(done, 1) * 1000, 2),
     }
 
 
@@ -217,7 +220,8 @@ async def _run_target(target: Target, args: argparse.Namespace) -> dict[str, Any
             for method in ("PUT", "GET"):
                 r = await _phase(target, method, size, conc, seconds, names)
                 print(f"# {target.name} {method} {size} B x{conc}: {r['ops_per_s']} ops/s {r['mb_per_s']} MB/s "
-                      f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op", flush=True)
+                      f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op "
+                      f"(proxy {r['proxy_cpu_ms_per_op']})", flush=True)
                 phases.append(r)
     result: dict[str, Any] = {"phases": phases}
     if args.big_mib > 0:

@@ -138,7 +138,7 @@ def _base_headers(app: ProxyApp, request: Request, tid: str) -> tuple[dict[str, 
     out: dict[str, str] = {"x-trans-id": tid}
     for key, value in h.items():
         if key.startswith(FORWARDED_PREFIXES) or key in PERSISTED:
-            out[key] = value
+            out[key] = value.strip().strip('"') if key == "etag" else value
     at, problem = constraints.delete_at(h.get, app.clock())
     if problem is not None:
         return out, Response.text(*problem)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -228,6 +229,32 @@ def test_two_of_three_down_reads_fail_cleanly_not_404(cluster: Cluster) -> None:
     finally:
         cluster.restart_node(prim[0])
         cluster.restart_node(prim[1])
+
+
+def test_hung_node_put_at_quorum_and_get_fails_over(cluster: Cluster) -> None:
+    """FAULTS 15: a node that keeps its socket open but never answers (SIGSTOP).
+    A small PUT is acknowledged at W within the post-quorum timeout; a GET
+    whose first primary hangs fails over within the node timeout (3 s here)."""
+    obj = "hung"
+    prim = cluster.primaries(A, "c", obj)
+    assert cluster.request("PUT", f"/v1/{A}/c/{obj}", b"v1")[0] == 201
+    cluster.storage[prim[0]].proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        status, _, _ = cluster.request("PUT", f"/v1/{A}/c/{obj}", b"v2")
+        assert status == 201
+        assert time.monotonic() - t0 < 2.5  # W answers + post_quorum_timeout (0.5 s), not node_timeout
+        t0 = time.monotonic()
+        status, _, data = cluster.request("GET", f"/v1/{A}/c/{obj}")
+        assert status == 200 and data == b"v2"
+        assert time.monotonic() - t0 < 3.0 + 2.0
+        # a streamed (large) PUT replaces the hung node with a handoff after the node timeout
+        big = os.urandom(300_000)
+        status, _, _ = cluster.request("PUT", f"/v1/{A}/c/{obj}-big", big)
+        assert status == 201
+        assert cluster.request("GET", f"/v1/{A}/c/{obj}-big")[2] == big
+    finally:
+        cluster.storage[prim[0]].proc.send_signal(signal.SIGCONT)
 
 
 def test_proxy_survived(cluster: Cluster) -> None:
