@@ -68,4 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy: part CLIs raise
+    # cli.main.CommandError, which is a different class from __main__'s.
+    from cli.main import main as _main
+
+    sys.exit(_main())
