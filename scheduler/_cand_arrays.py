@@ -60,6 +60,7 @@ class ProviderArrays:
     known_classes: frozenset[str]
     known_traits: frozenset[str]
     class_key: dict[str, tuple[int, str]]
+    fingerprint: int = 0  # of the rows it was built from, but usages (_cand_cache)
     cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -70,8 +71,8 @@ class ProviderArrays:
     def has_trees(self) -> bool:
         return bool((self.parent >= 0).any())
 
-    def sharing(self) -> npt.NDArray[np.bool_]:
-        """Providers with MISC_SHARES_VIA_AGGREGATE."""
+    def sharing(self) -> Any:
+        """Providers with MISC_SHARES_VIA_AGGREGATE (bool array)."""
         return self.trait_mask([{SHARING_TRAIT}], ())
 
     def trait_mask(self, any_sets: Iterable[Iterable[str]], forbidden: Iterable[str]) -> Any:

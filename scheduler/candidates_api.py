@@ -7,8 +7,8 @@ validated against the JSON schema of the microversion (so unknown or
 too-new parameters answer 400 ``Invalid query string parameters: ...``),
 then request groups are parsed by suffix with Placement's messages.
 
-Arrays cache: one ``ProviderArrays`` per store, rebuilt (in a worker thread)
-when the store version moves; requests between writes share it.
+Arrays cache (``_cand_cache.arrays_for``): one ``ProviderArrays`` per store
+version; requests between writes share it, a usage-only change is cheap.
 
 Config: ``RINGSTACK_PLACEMENT_RANDOMIZE=1`` is Placement's
 ``randomize_allocation_candidates``.
@@ -22,10 +22,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-import trio
-
 from ._api_common import Reply, validate
-from ._cand_arrays import ProviderArrays, build_arrays
+from ._cand_cache import arrays_for
 from ._cand_render import render
 from ._store_records import (
     ILLEGAL_DUPLICATE_QUERYPARAM,
@@ -319,39 +317,6 @@ def _check_groups(groups: dict[str, _Group], same_subtrees: list[frozenset[str]]
         if conflicts:
             raise bad_request("Conflicting required and forbidden traits found in the "
                               "following traits keys: " + ", ".join(sorted(conflicts)))
-
-
-# --- the arrays cache ----------------------------------------------------------
-_cache: dict[int, ProviderArrays] = {}
-_locks: dict[int, trio.Lock] = {}
-
-
-def _names(tx: Any) -> tuple[dict[str, int], list[str]]:
-    classes = {name: int(row.get("id", 0)) for name, row in tx.items("classes")}
-    return classes, list(tx.keys("traits"))
-
-
-async def arrays_for(store: Any) -> ProviderArrays:
-    """The provider arrays at the store's current version (rebuilt on change)."""
-    key = id(store)
-    version = await store.version()
-    cached = _cache.get(key)
-    if cached is not None and cached.version == version:
-        return cached
-    lock = _locks.setdefault(key, trio.Lock())
-    async with lock:
-        cached = _cache.get(key)
-        if cached is not None and cached.version == version:
-            return cached
-
-        def build() -> ProviderArrays:
-            snap = store.snapshot_sync()
-            classes, traits = store.read_sync(_names)
-            return build_arrays(snap.version, snap.providers, classes, traits)
-
-        arrays = await trio.to_thread.run_sync(build)
-        _cache[key] = arrays
-        return arrays
 
 
 def _accepts_json(accept: str | None) -> bool:
