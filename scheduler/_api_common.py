@@ -109,12 +109,17 @@ class Ctx:
                 out[k] = v
         return out
 
-    def json(self, schema: dict[str, Any] | None = None) -> Any:
-        """Parse and validate the JSON body (415 unless application/json)."""
+    def require_json_content(self) -> None:
+        """415 unless the body is declared ``application/json`` (Placement's
+        ``require_content``, checked before the handler looks anything up)."""
         ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise PlacementError(415, f"The media type {ctype or None} is not supported, "
                                  "use application/json")
+
+    def json(self, schema: dict[str, Any] | None = None) -> Any:
+        """Parse and validate the JSON body (415 unless application/json)."""
+        self.require_json_content()
         try:
             data = json.loads(self.body.decode("utf-8") if self.body else "")
         except (ValueError, UnicodeDecodeError) as exc:

@@ -96,6 +96,7 @@ async def get_provider(app: PlacementApp, ctx: Ctx) -> Reply:
 
 
 async def update_provider(app: PlacementApp, ctx: Ctx) -> Reply:
+    ctx.require_json_content()  # 415 before 404 (basic-http.yaml)
     app.enforce(ctx, "placement:resource_providers:update")
     uuid = path_uuid(ctx)
     await app.store.read(lambda tx: sp.require_provider(tx, uuid))  # 404 before 400
@@ -225,6 +226,7 @@ async def get_aggregates(app: PlacementApp, ctx: Ctx) -> Reply:
 
 
 async def set_aggregates(app: PlacementApp, ctx: Ctx) -> Reply:
+    ctx.require_json_content()  # 415 before the version check and 404, as Placement
     require_version(ctx, 1)
     app.enforce(ctx, "placement:resource_providers:aggregates:update")
     uuid = path_uuid(ctx)
