@@ -313,18 +313,22 @@ def serve_options(role: str) -> tuple[set[str], set[str]] | None:
     return accepted, required
 
 
-def replicator_spec(layout: Layout, i: int, accepted: set[str]) -> ProcessSpec:
-    """``serve replicator`` for node i, with the options that command takes
-    (config, the node's drives, a port for its /metrics)."""
+# per-node background daemons ``dev up`` starts when their serve command exists
+REPLICATION_DAEMONS = ("replicator", "container-replicator", "account-replicator", "updater", "expirer")
+
+
+def replicator_spec(layout: Layout, i: int, accepted: set[str], role: str = "replicator") -> ProcessSpec:
+    """``serve <role>`` (one of ``REPLICATION_DAEMONS``) for node i, with the
+    options that command takes (config, the node's drives, a port for its /metrics)."""
     node = layout.nodes[i]
-    argv = cli_argv("serve", "replicator")
+    argv = cli_argv("serve", role)
     if "--config" in accepted:
         argv += ("--config", str(layout.config_path))
     if "--drives" in accepted:
         argv += ("--drives", node.drives_arg)
     if "--port" in accepted:
         argv += ("--port", "0")
-    return ProcessSpec("replicator", f"replicator-{node.name}", argv, None, i)
+    return ProcessSpec("replicator", f"{role}-{node.name}", argv, None, i)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

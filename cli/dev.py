@@ -176,14 +176,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     others = [dc.proxy_spec(layout, args.port, args.workers)]
     if not args.no_placement and dc.serve_options("placement") is not None and dc.module_exists("scheduler.server"):
         others.append(dc.placement_spec(layout, args.placement_port))
-    replicator = None if args.no_replicators else dc.serve_options("replicator")
-    if replicator is not None:
-        accepted, required = replicator
+    for role in () if args.no_replicators else dc.REPLICATION_DAEMONS:
+        options = dc.serve_options(role)
+        if options is None:
+            continue
+        accepted, required = options
         unknown = required - {"--config", "--drives", "--port"}
         if unknown:
-            print(f"warning: not starting replicators: serve replicator needs {sorted(unknown)}", flush=True)
+            print(f"warning: not starting {role}: serve {role} needs {sorted(unknown)}", flush=True)
         else:
-            others += [dc.replicator_spec(layout, i, accepted) for i in range(len(layout.nodes))]
+            others += [dc.replicator_spec(layout, i, accepted, role) for i in range(len(layout.nodes))]
     busy = [s for s in storage + others if s.port and not dc.port_free(s.port)]
     if busy:
         names = ", ".join(f"{s.name} ({s.port})" for s in busy)

@@ -145,25 +145,28 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
+SHORT = {"object-replicator": "obj", "container-replicator": "cont", "account-replicator": "acct",
+         "updater": "upd", "expirer": "exp"}
+
+
 def render(result: dict[str, Any]) -> Any:
+    """One row per drive; the last pass of each daemon as seconds ago."""
     from rich.table import Table
 
-    table = Table(title="ringstack status")
-    for col in ("node", "host", "up", "drive", "fs used", "index", "async pending", "quarantined",
-                "last passes (age/dur s)"):
-        table.add_column(col)
+    table = Table(title="ringstack status (last passes: seconds ago)")
+    for col in ("node", "up", "drive", "used", "index", "pending", "quar", *SHORT.values()):
+        table.add_column(col, no_wrap=True)
     for node in result["nodes"]:
         for i, d in enumerate(node["drives"]):
             usage = d.get("usage") or {}
-            passes = ", ".join(f"{name}: {rec.get('age', '?')}/{rec.get('duration', '?')}"
-                               for name, rec in sorted((d.get("replication") or {}).items()))
-            table.add_row(node["node"] if i == 0 else "", node["host"] if i == 0 else "",
+            reps = d.get("replication") or {}
+            ages = [str(round(reps[k]["age"])) if "age" in reps.get(k, {}) else "-" for k in SHORT]
+            table.add_row(f"{node['host']} :{node['node'].rsplit(':', 1)[1]}" if i == 0 else "",
                           ("[green]up[/]" if node["up"] else "[red]DOWN[/]") if i == 0 else "",
-                          d["device"] + ("" if d.get("present", True) is not False else " [red](missing)[/]"),
-                          f"{usage['pct_used']}%" if usage else "n/a",
+                          d["device"] + ("" if d.get("present", True) is not False else " [red]missing[/]"),
+                          f"{usage['pct_used']:.0f}%" if usage else "n/a",
                           _bytes(usage["index_bytes"]) if usage else "n/a",
-                          str(d.get("async_pending", "n/a")), str(d.get("quarantined", "n/a")),
-                          passes or "none yet")
+                          str(d.get("async_pending", "n/a")), str(d.get("quarantined", "n/a")), *ages)
     return table
 
 
@@ -182,7 +185,9 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str), flush=True)
     else:
+        import sys
+
         from rich.console import Console
 
-        Console().print(render(result))
+        Console(width=None if sys.stdout.isatty() else 120).print(render(result))
     return 0
