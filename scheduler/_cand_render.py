@@ -35,6 +35,12 @@ def _resources_json(arr: ProviderArrays, p: int, classes: frozenset[str] | None)
     return "{" + ", ".join(parts) + "}"
 
 
+def _trait_order(name: str) -> tuple[bool, str]:
+    """Placement lists a provider's traits by trait id: the standard ones
+    (synced at start) before custom ones (created later)."""
+    return name.startswith("CUSTOM_"), name
+
+
 def summary_fragment(arr: ProviderArrays, p: int, classes: frozenset[str] | None,
                      traits: bool, tree: bool) -> str:
     key = ("sum", p, classes, traits, tree)
@@ -43,7 +49,7 @@ def summary_fragment(arr: ProviderArrays, p: int, classes: frozenset[str] | None
         return hit  # type: ignore[no-any-return]
     body = f'"resources": {_resources_json(arr, p, classes)}'
     if traits:
-        body += f', "traits": {_dumps(list(arr.traits[p]))}'
+        body += f', "traits": {_dumps(sorted(arr.traits[p], key=_trait_order))}'
     if tree:
         parent = int(arr.parent[p])
         parent_json = _dumps(arr.uuids[parent]) if parent >= 0 else "null"

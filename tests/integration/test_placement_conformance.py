@@ -55,3 +55,23 @@ def test_put_provider_without_content_type_is_415_even_when_missing(client: http
     # with JSON declared, a missing provider is still 404 before schema errors
     r = client.put(f"/resource_providers/{uuid.uuid4()}", json={"bogus": 1})
     assert r.status_code == 404, r.text
+
+
+def test_candidate_summaries_list_standard_traits_before_custom(client: httpx.Client) -> None:
+    """allocation-candidates-root-required.yaml "limit to multiattach-capable
+    unsuffixed sharing": Placement lists traits by trait id, so a standard
+    trait comes before a custom one created later (not alphabetical)."""
+    rp = _provider(client, "trait-order")
+    v = {"openstack-api-version": "placement 1.17"}
+    assert client.put("/traits/CUSTOM_AAA_ORDER", headers=v).status_code in (201, 204)
+    assert client.put("/resource_classes/CUSTOM_TRAIT_ORDER_RC", headers=v).status_code == 201
+    r = client.post(f"/resource_providers/{rp}/inventories",
+                    json={"resource_class": "CUSTOM_TRAIT_ORDER_RC", "total": 4,
+                          "resource_provider_generation": 0})
+    assert r.status_code == 201, r.text
+    r = client.put(f"/resource_providers/{rp}/traits", headers=v, json={
+        "traits": ["CUSTOM_AAA_ORDER", "HW_NUMA_ROOT"], "resource_provider_generation": 1})
+    assert r.status_code == 200, r.text
+    r = client.get("/allocation_candidates?resources=CUSTOM_TRAIT_ORDER_RC:1", headers=v)
+    assert r.status_code == 200, r.text
+    assert r.json()["provider_summaries"][rp]["traits"] == ["HW_NUMA_ROOT", "CUSTOM_AAA_ORDER"]
