@@ -114,6 +114,10 @@ def test_write_ring_and_lookup(builder: Path, tmp_path: Path) -> None:
     cont = json.loads(ok("ring", builder, "lookup", "/AUTH_t/c", "--secret", SECRET, "--json"))
     assert cont["ring"] == "container" and cont["partition"] == get_partition(SECRET, 7, "AUTH_t", "c")
     assert "primary 0" in ok("ring", builder, "lookup", "AUTH_t/c/o", "--secret", SECRET)
+    config = tmp_path / "cluster.toml"
+    config.write_text(f'[cluster]\nhash_secret = "{SECRET}"\n')
+    got = json.loads(ok("ring", out_dir / "object.ring", "lookup", "AUTH_t/c/o/x", "--config", config, "--json"))
+    assert got["partition"] == part
 
 
 def test_set_weight_remove_rebalance(builder: Path) -> None:
