@@ -81,8 +81,12 @@ def container_listings(cluster: Cluster, account: str, container: str) -> dict[s
     part, nodes = rings(cluster)["container"].get_nodes(account, container)
     out: dict[str, list[str] | None] = {}
     for dev in nodes:
-        status, body, _ = backend(dev.port, "GET", f"/{dev.device}/{part}/{account}/{container}",
-                                  {"Accept": "application/json"})
+        try:
+            status, body, _ = backend(dev.port, "GET", f"/{dev.device}/{part}/{account}/{container}",
+                                      {"Accept": "application/json"})
+        except OSError:  # node down
+            out[dev.device] = None
+            continue
         out[dev.device] = (sorted(row["name"] for row in json.loads(body)) if status == 200
                            else [] if status == 204 else None)
     return out
