@@ -14,6 +14,7 @@ keep-alive HTTP connection:
   ``limit=10``; the first request of each shape is a warm-up;
 - claims/s: ``PUT /allocations/{new consumer}`` (1.28) one after another,
   and from ``--concurrency`` threads at once;
+- ``limit=10`` right after a claim (the state just changed);
 - oversubscription check: the threads race for 4 small providers (VCPU 40)
   with more claims than fit; afterwards no usage exceeds its capacity and
   exactly the capacity was granted (invariant 7).
@@ -152,6 +153,26 @@ def measure_gets(port: int, ds: Dataset, iterations: int) -> dict[str, Any]:
     return out
 
 
+def measure_after_claims(port: int, ds: Dataset, rounds: int) -> dict[str, Any]:
+    """GET (limit=10) right after a claim: the provider arrays must follow the
+    new usage (ringstack: the cheap usage-only refresh)."""
+    c = Client(port)
+    query = shapes(ds)["limit10"]
+    times = []
+    try:
+        for k in range(rounds):
+            assert _claim(c, ds.providers[k].uuid, {"VCPU": 1}) == 204
+            t0 = time.perf_counter()
+            status, _ = c.request("GET", "/allocation_candidates?" + query)
+            times.append(time.perf_counter() - t0)
+            assert status == 200
+    finally:
+        c.close()
+    ms = np.array(times) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2), "n": rounds}
+
+
 def _claim(c: Client, rp: str, resources: dict[str, int]) -> int:
     status, _ = c.request("PUT", f"/allocations/{uuidlib.uuid4()}", {
         "allocations": {rp: {"resources": resources}}, "consumer_generation": None,
@@ -219,9 +240,11 @@ def run_ringstack(ds: Dataset, args: argparse.Namespace) -> dict[str, Any]:
         try:
             gets = measure_gets(port, ds, args.iterations)
             claims = measure_claims(port, ds, args.claims, args.concurrency)
+            after = measure_after_claims(port, ds, 10)
         finally:
             _stop(proc)
-        return {"load_s": round(load_s, 2), "gets": gets, "claims": claims}
+        return {"load_s": round(load_s, 2), "gets": gets, "claims": claims,
+                "limit10_after_claim": after}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -247,9 +270,11 @@ def run_placement(ds: Dataset, args: argparse.Namespace, venv: str) -> dict[str,
         try:
             gets = measure_gets(port, ds, args.placement_iterations)
             claims = measure_claims(port, ds, args.placement_claims, args.concurrency)
+            after = measure_after_claims(port, ds, 3)
         finally:
             _stop(proc)
-        return {"load_s": round(load_s, 2), "gets": gets, "claims": claims}
+        return {"load_s": round(load_s, 2), "gets": gets, "claims": claims,
+                "limit10_after_claim": after}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
