@@ -33,6 +33,7 @@ from . import _api_classes_traits as ct
 from . import _api_inventories as inv
 from . import _api_providers as rps
 from ._api_common import Ctx, Reply, error_document, http_date
+from ._api_cors import CorsConfig, preflight_headers, request_headers
 from ._api_policy import authenticate, enforce
 from ._store_records import PlacementError
 from .microversion import (
@@ -122,14 +123,32 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [  # method -> HandlerFn
 class PlacementApp:
     """The application; ``policy`` is ``legacy`` or ``secure-rbac``."""
 
-    def __init__(self, store: PlacementStore, policy: str = "legacy") -> None:
+    def __init__(self, store: PlacementStore, policy: str = "legacy",
+                 cors: CorsConfig | None = None) -> None:
         self.store = store
         self.policy = policy
+        self.cors = cors  # None: no CORS filter (OPTIONS is 405), as Placement
 
     def enforce(self, ctx: Ctx, action: str, target_project: str | None = None) -> None:
         enforce(self.policy, action, ctx.auth, target_project)
 
     async def handle(self, request: Request) -> Response:
+        """The app, wrapped in CORS when configured (oslo.middleware's rules)."""
+        resp = await self._handle(request)
+        if self.cors is None or request.headers.get("origin") is None:
+            return resp
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if request.method == "OPTIONS":
+            if not 200 <= resp.status < 300:
+                resp = Response(200, [], b"", reason="OK")
+            extra = preflight_headers(self.cors, headers)
+        else:
+            extra = request_headers(self.cors, headers, resp.headers.get("vary"))
+        for name, value in extra:
+            resp.headers.set(name, value)
+        return resp
+
+    async def _handle(self, request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
         request_id = f"req-{uuidlib.uuid4()}"
         version: Version = MIN_VERSION
@@ -256,5 +275,6 @@ def _title(status: int) -> str:
     return TITLES.get(status, "Error")
 
 
-def make_app(store: PlacementStore, policy: str = "legacy") -> PlacementApp:
-    return PlacementApp(store, policy)
+def make_app(store: PlacementStore, policy: str = "legacy",
+             cors: CorsConfig | None = None) -> PlacementApp:
+    return PlacementApp(store, policy, cors)

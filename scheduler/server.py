@@ -16,6 +16,7 @@ import trio
 
 from common.http import serve_http
 
+from ._api_cors import CorsConfig
 from ._api_ops import Operations
 from .placement_api import PlacementApp
 from .store import PlacementStore
@@ -30,13 +31,14 @@ async def serve_placement(
     port: int = 8778,
     policy: str = "legacy",
     durable: bool = True,
+    cors: CorsConfig | None = None,
     log_requests: bool = True,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     store = PlacementStore(data_dir, durable=durable)
-    app = PlacementApp(store, policy)
+    app = PlacementApp(store, policy, cors)
     handler = Operations(app.handle, log_requests=log_requests)
     try:
         async with trio.open_nursery() as nursery:

@@ -326,7 +326,12 @@ FIXTURES: dict[str, Setup] = {
     "NonSharedStorageFixture": non_shared_storage_fixture,
     "GranularFixture": granular_fixture,
     "NeutronQoSMultiSegmentFixture": neutron_qos_multi_segment_fixture,
+    "CORSFixture": api_fixture,
 }
 # policy mode each fixture runs the server in (Placement: enforce_new_defaults on
 # only for SecureRBACPolicyFixture; OpenPolicyFixture sets every rule to "@")
 POLICY = {"SecureRBACPolicyFixture": "secure-rbac", "OpenPolicyFixture": "open"}
+# server options a fixture's configuration maps to (CORSFixture: [cors] allowed_origin
+# and allow_headers)
+SERVER_ARGS = {"CORSFixture": ["--cors-allowed-origin", "http://valid.example.com",
+                               "--cors-allow-headers", "openstack-api-version"]}

@@ -13,7 +13,7 @@ The gabbits are read from the ``openstack-placement`` package installed in
 Per file: a fresh server on an empty temp dir, in the policy mode the
 file's fixture asks for (``SecureRBACPolicyFixture``: secure-rbac;
 ``OpenPolicyFixture``: open; anything else: legacy, as Placement's
-``enforce_new_defaults=False``); the fixture's data recreated through the
+``enforce_new_defaults=False``; ``CORSFixture``: CORS options); the fixture's data recreated through the
 HTTP API (``_placement_fixtures.py``); its ``$ENVIRON`` names exported; then
 the file's tests run in order with gabbi's suite builder against the
 server's host and port. Prints one line per file (passed/failed/skipped)
@@ -38,7 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
-from _placement_fixtures import FIXTURES, POLICY, Builder  # noqa: E402
+from _placement_fixtures import FIXTURES, POLICY, SERVER_ARGS, Builder  # noqa: E402
 
 from tests.support.procs import ringstack_argv, start_server  # noqa: E402
 
@@ -77,7 +77,8 @@ def run_file(path: Path, verbose: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="gabbi-") as tmp:
         server = start_server(ringstack_argv(
             "serve", "placement", "--data", str(Path(tmp) / "data"), "--port", "0",
-            "--policy", policy, "--no-fsync", "--log-level", "WARNING"))
+            "--policy", policy, "--no-fsync", "--log-level", "WARNING",
+            *(arg for f in fixtures for arg in SERVER_ARGS.get(f, ()))))
         try:
             env: dict[str, str] = {}
             with httpx.Client(base_url=server.url, headers={"x-auth-token": "admin"},

@@ -75,3 +75,33 @@ def test_candidate_summaries_list_standard_traits_before_custom(client: httpx.Cl
     r = client.get("/allocation_candidates?resources=CUSTOM_TRAIT_ORDER_RC:1", headers=v)
     assert r.status_code == 200, r.text
     assert r.json()["provider_summaries"][rp]["traits"] == ["HW_NUMA_ROOT", "CUSTOM_AAA_ORDER"]
+
+
+def test_cors_when_an_origin_is_configured(tmp_path: Path) -> None:
+    """cors.yaml (CORSFixture: allowed_origin http://valid.example.com,
+    allow_headers openstack-api-version) and non-cors.yaml (no CORS: OPTIONS 405)."""
+    server = _serve(tmp_path, "--cors-allowed-origin", "http://valid.example.com",
+                    "--cors-allow-headers", "openstack-api-version")
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-auth-token": "user"}) as c:
+            ok = {"origin": "http://valid.example.com", "access-control-request-method": "GET"}
+            r = c.options("/", headers={**ok, "access-control-request-headers":
+                                        "openstack-api-version"})
+            assert r.status_code == 200
+            assert r.headers["access-control-allow-origin"] == "http://valid.example.com"
+            assert r.headers["access-control-allow-headers"] == "openstack-api-version"
+            bad = {**ok, "origin": "http://invalid.example.com"}
+            r = c.options("/", headers=bad)
+            assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+            r = c.get("/", headers=ok)
+            assert r.headers["access-control-allow-origin"] == "http://valid.example.com"
+            assert r.headers["vary"] == "openstack-api-version,Origin"
+            assert "access-control-allow-origin" not in c.get("/", headers=bad).headers
+    finally:
+        server.stop()
+
+
+def test_no_cors_by_default(client: httpx.Client) -> None:
+    hdrs = {"origin": "http://valid.example.com", "access-control-request-method": "GET"}
+    assert client.options("/", headers=hdrs).status_code == 405
+    assert "access-control-allow-origin" not in client.get("/", headers=hdrs).headers
