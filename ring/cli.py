@@ -26,10 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from cli.main import CommandError
-from ring import _cli_render as render
 from ring._builder_plan import RingValidationError
 from ring._cli_devices import (
     DeviceSpec,
@@ -94,8 +91,10 @@ def _focus(cb: ClusterBuilder, ring: str | None) -> str:
     return "object" if "object" in cb.rings else next(iter(cb.rings))
 
 
-def _console() -> Console:
+def _console() -> Any:
     """A terminal gets rich's own width; a pipe or file gets whole lines."""
+    from rich.console import Console
+
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
@@ -223,6 +222,7 @@ def _progress(total: int) -> Iterator[Callable[[int, float], None]]:
         if "bar" not in state:
             if time.monotonic() - start < _PROGRESS_AFTER:
                 return
+            from rich.console import Console
             from rich.progress import Progress
 
             bar = Progress(console=Console(stderr=True), transient=True)
@@ -238,6 +238,8 @@ def _progress(total: int) -> Iterator[Callable[[int, float], None]]:
 
 
 def cmd_rebalance(args: argparse.Namespace) -> int:
+    from ring import _cli_render as render
+
     cb = _load(args.builder)
     names = _names(cb, args.ring)
     if not cb.inventory.drives:
@@ -263,6 +265,8 @@ def cmd_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from ring import _cli_render as render
+
     cb = _load(args.builder)
     focus = _focus(cb, args.ring)
     names = _names(cb, args.ring)
@@ -277,6 +281,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_dispersion(args: argparse.Namespace) -> int:
+    from ring import _cli_render as render
+
     cb = _load(args.builder)
     names = _names(cb, args.ring)
     out = {}
@@ -344,6 +350,8 @@ def _secret(args: argparse.Namespace) -> str:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
+    from ring import _cli_render as render
+
     text = args.name[1:] if args.name.startswith("/") else args.name
     pieces = text.split("/", 2)
     if not pieces[0] or any(p == "" for p in pieces):
