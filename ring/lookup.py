@@ -68,7 +68,7 @@ def _fallback_path(item: Any) -> bytes:
 
 
 class _State:
-    """One loaded ring, immutable once built; swapped whole on reload."""
+    """One loaded ring, swapped whole on reload (only ``stat`` is refreshed in place)."""
 
     __slots__ = (
         "data", "checksum", "stat", "shift", "devices", "part_nodes", "_ext",
