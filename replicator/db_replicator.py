@@ -6,11 +6,13 @@ partitions holding databases of that kind (read from the drive's LMDB
 drive is seen), list each partition's databases with ``REPLICATE /<d>/<p>``
 on the local node, and per database (up to ``concurrency`` at once):
 
+- first ``reclaim`` (as Swift: tombstone rows older than the node's
+  reclaim_age, and the database itself once deleted, empty and old; the node
+  enforces the age: invariant 2), so reclaimable rows are not sent on;
 - primary (the ring names this device): ``sync_pair`` with every other
   primary (push our rows since the peer's sync point, pull theirs since
-  ours; a peer without the database gets it whole), then ``reclaim``
-  (tombstone rows older than the node's reclaim_age, and the database itself
-  once deleted, empty and old; the node enforces the age: invariant 2);
+  ours; a peer without the database gets it whole). A peer that had not
+  reclaimed yet may hand an old tombstone back: the next pass reclaims it;
 - handoff: push to every primary, then ``drop`` with the hash it had when
   every primary acknowledged, so nothing written meanwhile is lost
   (invariant 3). A primary that is down keeps the handoff for the next pass.
@@ -123,6 +125,14 @@ class DbReplicator:
         role = db_core.db_role(drive, self.node, primaries)
         me = Peer(self.node[0], self.node[1], drive)
         local_path = self._db_path(drive, local_part, summary)
+        # reclaim first (as Swift): tombstones past reclaim_age are never sent on
+        rec = await self._replicate(me, local_path, {"op": "reclaim"})
+        if rec.ok:
+            st["rows_reclaimed"] += int(rec.body.get("reclaimed", 0))
+            if rec.body.get("dropped"):
+                st["dbs_reclaimed"] += 1
+                return
+            summary = rec.body["summary"]
         results: list[PairResult] = []
         for peer in role.peers:
             peer_path = self._db_path(peer.device, part, summary)
@@ -149,10 +159,6 @@ class DbReplicator:
                     st["rows_changed"] += tr.changed
                     st["dbs_created"] += int(tr.created and tr.ok)
         if role.primary:
-            rec = await self._replicate(me, local_path, {"op": "reclaim"})
-            if rec.ok:
-                st["rows_reclaimed"] += int(rec.body.get("reclaimed", 0))
-                st["dbs_reclaimed"] += int(bool(rec.body.get("dropped")))
             return
         st["handoffs"] += 1
         confirmed = db_core.may_drop(results, len(role.peers))

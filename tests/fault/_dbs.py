@@ -64,6 +64,17 @@ def run_daemons(cluster: Cluster, roles: tuple[str, ...], now: float | None = No
     return out
 
 
+def run_until_quiet(cluster: Cluster, roles: tuple[str, ...], max_rounds: int = 5) -> list[dict]:
+    """Rounds of ``roles`` on every live node until one changes nothing (FAULTS.md)."""
+    rounds = []
+    for _ in range(max_rounds):
+        out = run_daemons(cluster, roles)
+        rounds.append(out)
+        if not any(r["changed"] for rs in out.values() for r in rs):
+            return rounds
+    raise AssertionError(f"not quiet after {max_rounds} rounds: {rounds[-1]}")
+
+
 def backend(port: int, method: str, path: str, headers: dict[str, str] | None = None,
             body: bytes = b"") -> tuple[int, bytes, dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -50,7 +50,7 @@ def _container_rows(cluster, container: str) -> list[dict[str, bool]]:
 
 def _replicate(cluster) -> None:
     replicate_until_quiet(cluster)
-    _dbs.run_daemons(cluster, ("updater", "container", "account"))
+    _dbs.run_until_quiet(cluster, ("updater", "container", "account"))
 
 
 def test_delete_while_a_primary_is_down_stays_deleted(tmp_path) -> None:
