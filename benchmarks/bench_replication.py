@@ -15,6 +15,10 @@ replicator`` runs) in this process:
    (node restarted on an empty drive; passes on every node until one changes
    nothing; then every partition's three primaries report equal hashes).
 
+With ``--swift`` (default: /work/swift-venv when it exists) the same three
+measurements run on Swift's all-in-one with ``swift-object-replicator
+--once`` (``benchmarks/_swift_replication.py``), side by side.
+
 Reports wall seconds, bytes sent, suffixes synced and the storage servers'
 CPU seconds (all nodes, from /proc). Client and servers share the machine.
 """
@@ -44,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objects", type=int, default=5000, help="objects written (default: %(default)s)")
     parser.add_argument("--size", type=int, default=1024, help="bytes per object (default: %(default)s)")
     parser.add_argument("--nodes", type=int, default=4, help="storage nodes, one drive each")
-    parser.add_argument("--part-power", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument("--part-power", type=int, default=6, help="(default: %(default)s, as the Swift run)")
+    parser.add_argument("--swift", default="auto", help="Swift venv for the side-by-side run ('no' to skip)")
 
 
 def _cpu(pid: int) -> float:
@@ -187,6 +192,7 @@ async def _main(b: _Bench, args: argparse.Namespace) -> dict[str, Any]:
         if not rounds[-1]["changed"]:
             break
     res["restore_wiped_node"] = {"seconds": round(time.perf_counter() - t0, 3), "rounds": len(rounds),
+                                 "first_round_seconds": rounds[0]["seconds"],
                                  "bytes_sent": sum(r["bytes_sent"] for r in rounds),
                                  "server_cpu_s": round(sum(r["server_cpu_s"] for r in rounds), 3),
                                  "dispersion": await b.dispersion()}
@@ -202,5 +208,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         b.stop()
         shutil.rmtree(parent, ignore_errors=True)
     res["cpus"] = os.cpu_count()
+    venv = "/work/swift-venv" if args.swift == "auto" else args.swift
+    if args.swift != "no" and os.path.exists(os.path.join(venv, "bin", "swift-object-replicator")):
+        from benchmarks._swift_replication import run_swift
+
+        res = {"ringstack": res, "swift": run_swift(venv, args.objects, args.size)}
     emit("replication", res, args.out)
     return res

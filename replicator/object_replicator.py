@@ -179,7 +179,8 @@ class ObjectReplicator:
         push = suffixes_to_push(local, remote)
         if not push:
             return dict(remote)
-        st.files_sent += await self.transfer(me, peer, part, push, st)
+        sent = await self.transfer(me, peer, part, push, st)  # (not `+= await`: tasks interleave)
+        st.files_sent += sent
         st.suffixes_synced += len(push)
         return await self.hashes(peer, part, push, st)
 
