@@ -39,7 +39,6 @@ def _az_aggregates(hosts: dict[str, Any], az: str) -> frozenset[str]:
 
 async def candidates_for(sched: Any, resources: dict[str, int], traits: list[str],
                          az: str | None, exclude: str | None) -> list[Candidate]:
-    await sched.refresh_inventory()
     arrays = await arrays_for(sched.store)
     usable = sched.usable()
     if exclude is not None:

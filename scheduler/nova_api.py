@@ -128,6 +128,8 @@ async def handle(app: Any, ctx: Ctx) -> Reply:
     app.enforce(ctx, "placement:allocations:update")
     sched = scheduler_for(app.store)
     path = ctx.path.rstrip("/") or "/"
+    if path != "/scheduler/hosts" or ctx.method != "POST":
+        await sched.refresh_inventory()  # the builder file changed: sync first (not under lock)
     if path == "/scheduler/hosts":
         if ctx.method == "GET":
             return Reply(200, {"hosts": sched.host_report()})

@@ -54,6 +54,7 @@ def _serve(tmp_path, interval: float):
         assert r.status_code == 200, r.text
         assert len(r.json()["added"]) == ZONES * PER_ZONE
         c.ring = ring  # type: ignore[attr-defined]
+        c.builder = builder  # type: ignore[attr-defined]
         yield c
     finally:
         c.close()
@@ -201,3 +202,30 @@ def test_missed_heartbeat_reschedules_every_instance_exactly_once(sched_fast):
     assert c.post(f"/scheduler/hosts/{victim}/heartbeat").json()["was_down"] is True
     assert {i["uuid"]: i["host"] for i in c.get("/scheduler/instances").json()["instances"]} \
         == after
+
+
+def test_inventory_changes_follow_the_builder_file(sched):
+    insts = create(sched, name="pinned", count=1, resources={"VCPU": 1})
+    cb = ClusterBuilder.load(sched.builder)
+    cb.inventory.add_host(Host("z9h0", 1, 9, "127.0.0.1", 6299, vcpus=64, memory_mb=65536,
+                               disk_gb=500), now=2)
+    cb.save(sched.builder)
+    hosts = {h["name"]: h for h in sched.get("/scheduler/hosts").json()["hosts"]}
+    assert hosts["z9h0"]["vcpus"] == 64 and hosts["z9h0"]["state"] == "up"
+    r = sched.get("/allocation_candidates", params={"resources": "VCPU:100",
+                                                    "required": "CUSTOM_ZONE_Z9"})
+    assert len(r.json()["allocation_requests"]) == 1
+    inst = create(sched, name="big", resources={"VCPU": 100}, availability_zone="r1z9")[0]
+    assert inst["host"] == "z9h0"
+    # a host that leaves the inventory with instances on it: they move off first
+    cb = ClusterBuilder.load(sched.builder)
+    victim = insts[0]["host"]
+    for d in list(cb.inventory.drives_of(victim)):
+        cb.inventory.remove_drive(d.id, now=3)
+    cb.inventory.remove_host(victim, now=3)
+    cb.save(sched.builder)
+    names = {h["name"]: h["state"] for h in sched.get("/scheduler/hosts").json()["hosts"]}
+    assert names[victim] == "disabled"
+    moved = sched.get(f"/scheduler/instances/{insts[0]['uuid']}").json()
+    assert moved["host"] != victim
+    check_consistent(sched)
