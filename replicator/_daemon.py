@@ -38,7 +38,7 @@ class DaemonSettings:
     interval: float = 30.0
     concurrency: int = 8
     node_timeout: float = 10.0
-    batch_rows: int = 1000
+    batch_rows: int = 5000
 
     @classmethod
     def from_section(cls, sec: Mapping[str, Any], **overrides: Any) -> DaemonSettings:

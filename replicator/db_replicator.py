@@ -134,7 +134,8 @@ class DbReplicator:
                 return
             summary = rec.body["summary"]
         results: list[PairResult] = []
-        for peer in role.peers:
+
+        async def with_peer(peer: Peer) -> None:  # peers at once: a whole database moves in parallel
             peer_path = self._db_path(peer.device, part, summary)
             info = await self._replicate(peer, peer_path, {"op": "info"})
             if info.status == 404:
@@ -144,7 +145,7 @@ class DbReplicator:
             else:
                 st["peer_errors"] += 1
                 results.append(PairResult(False))
-                continue
+                return
             res: PairResult = await self._run(
                 db_core.sync_pair(summary, remote, pull=role.primary, batch=self.settings.batch_rows),
                 me, local_path, peer, peer_path)
@@ -158,6 +159,10 @@ class DbReplicator:
                     st[key] += tr.rows
                     st["rows_changed"] += tr.changed
                     st["dbs_created"] += int(tr.created and tr.ok)
+
+        async with trio.open_nursery() as nursery:
+            for peer in role.peers:
+                nursery.start_soon(with_peer, peer)
         if role.primary:
             return
         st["handoffs"] += 1
