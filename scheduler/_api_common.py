@@ -129,24 +129,24 @@ class Ctx:
         return data
 
 
-_VALIDATORS: dict[int, tuple[Any, Any]] = {}
+_VALIDATORS: dict[str, Any] = {}
 
 
 def _validator(schema: dict[str, Any]) -> Any:
     """``jsonschema.validate`` re-checks the schema and builds a validator on
     every call (about 13 ms here); build each once (same errors: validate is
-    check_schema + best_match(iter_errors)). Holding the schema keeps its id."""
+    check_schema + best_match(iter_errors)). Keyed by the schema's canonical
+    JSON, since handlers build per-microversion schemas on every request."""
     import jsonschema
 
-    hit = _VALIDATORS.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    if len(_VALIDATORS) > 512:
-        _VALIDATORS.clear()
-    v = cls(schema, format_checker=_format_checker())
-    _VALIDATORS[id(schema)] = (schema, v)
+    key = json.dumps(schema, sort_keys=True, default=str)
+    v = _VALIDATORS.get(key)
+    if v is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        if len(_VALIDATORS) > 512:
+            _VALIDATORS.clear()
+        v = _VALIDATORS[key] = cls(schema, format_checker=_format_checker())
     return v
 
 
