@@ -496,3 +496,28 @@ async def test_concurrent_http_claims_never_oversubscribe(api: Api, server: Serv
         usage = api("GET", f"/resource_providers/{rp}/usages").json()["usages"]
         assert usage["VCPU"] == sum(v for r, v in won if r == rp) <= 7
         assert usage["MEMORY_MB"] == 256 * sum(1 for r, _ in won if r == rp) <= 2048
+
+
+def test_state_survives_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Providers, inventories and allocations are in LMDB, not in memory."""
+    data = tmp_path_factory.mktemp("placement-restart")
+    argv = ringstack_argv("serve", "placement", "--data", str(data), "--port", "0")
+    proc = start_server(argv)
+    try:
+        api = Api(proc.url)
+        u = new_rp(api, VCPU=4)
+        c = str(uuid.uuid4())
+        assert api("PUT", f"/allocations/{c}", version="1.12", json={
+            "allocations": {u: {"resources": {"VCPU": 3}}},
+            "project_id": "p", "user_id": "u"}).status_code == 204
+    finally:
+        proc.kill()  # SIGKILL: acknowledged writes must already be durable
+    proc = start_server(argv)
+    try:
+        api = Api(proc.url)
+        assert api("GET", f"/resource_providers/{u}/usages").json() == \
+            {"resource_provider_generation": 2, "usages": {"VCPU": 3}}
+        assert api("GET", f"/allocations/{c}").json()["allocations"][u]["resources"] == \
+            {"VCPU": 3}
+    finally:
+        proc.stop()
