@@ -161,6 +161,8 @@ class _Connection:
             return
         status = exc.error_status_hint or 400
         message = "Request header too large" if status == 431 else f"Bad request: {exc}"
+        if str(exc) == "bad Content-Length":  # h11's words; say why, as Placement/webob do
+            message = "Bad request: content-length header must be an integer"
         resp = Response.text(status, message)
         resp.headers.set("connection", "close")
         try:

@@ -105,3 +105,20 @@ def test_no_cors_by_default(client: httpx.Client) -> None:
     hdrs = {"origin": "http://valid.example.com", "access-control-request-method": "GET"}
     assert client.options("/", headers=hdrs).status_code == 405
     assert "access-control-allow-origin" not in client.get("/", headers=hdrs).headers
+
+
+def test_non_integer_content_length_says_why(client: httpx.Client) -> None:
+    """basic-http.yaml "bad content length not int" (gabbi's httpx client refuses
+    to send it, so the harness cannot; a raw socket can)."""
+    import socket
+
+    url = httpx.URL(str(client.base_url))
+    body = b'{"uuid": "ce13d7f1-9988-4dfd-8e16-ce071802eb36"}'
+    with socket.create_connection((url.host, url.port), timeout=10) as s:
+        s.sendall(b"POST /resource_providers HTTP/1.1\r\nhost: x\r\nx-auth-token: admin\r\n"
+                  b"content-type: application/json\r\ncontent-length: hi mom\r\n\r\n" + body)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert b"content-length header must be an integer" in data, data
