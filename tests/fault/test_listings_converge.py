@@ -16,9 +16,14 @@ from __future__ import annotations
 import json
 
 from tests.fault import _dbs
+from tests.fault._objects import Written, check_replicas, handoff_leftovers, replicate_until_quiet
 from tests.support.cluster import start_cluster
 
 ACCOUNT = "AUTH_test"
+
+
+def _body(name: str) -> bytes:
+    return f"bytes of {name}".encode()
 
 
 def _node_of(cluster, device: str) -> int:
@@ -35,7 +40,7 @@ def test_listings_converge_after_a_container_replica_was_down(tmp_path) -> None:
         conn.put_container("c")
         live: set[str] = set()
         for i in range(5):
-            conn.put_object("c", f"old-{i}", f"old {i}".encode())
+            conn.put_object("c", f"old-{i}", _body(f"old-{i}"))
             live.add(f"old-{i}")
         _, cnodes = _dbs.rings(cluster)["container"].get_nodes(ACCOUNT, "c")
         down_dev = cnodes[0].device
@@ -43,7 +48,7 @@ def test_listings_converge_after_a_container_replica_was_down(tmp_path) -> None:
         cluster.kill_node(down)
 
         for i in range(25):
-            conn.put_object("c", f"new-{i:02d}", f"new {i}".encode(), content_type="text/plain")
+            conn.put_object("c", f"new-{i:02d}", _body(f"new-{i:02d}"), content_type="text/plain")
             live.add(f"new-{i:02d}")
         for name in ("old-0", "old-1", "new-03", "new-10", "new-20"):
             conn.delete_object("c", name)
@@ -87,5 +92,14 @@ def test_listings_converge_after_a_container_replica_was_down(tmp_path) -> None:
         # 4. quiet: a further pass of every daemon changes nothing
         out = _dbs.run_daemons(cluster, ("container", "account", "updater"))
         assert not any(r["changed"] for rs in out.values() for r in rs), out
+
+        # G1/G4 after the object replicators: every live object on its N
+        # primaries, no handoff partition left, listings still exact
+        replicate_until_quiet(cluster)
+        gone = {"old-0", "old-1", "new-03", "new-10", "new-20"}
+        check_replicas(cluster, ACCOUNT, [Written("c", n, _body(n), "ok") for n in sorted(live | gone)],
+                       deleted=gone)
+        assert handoff_leftovers(cluster) == []
+        assert _dbs.container_listings(cluster, ACCOUNT, "c") == {d: sorted(live) for d in after}
     finally:
         cluster.stop()
