@@ -117,7 +117,7 @@ def update_provider(tx: Tx, uuid: str, name: str, parent: object = UNSET,
 
 def _descendants(tx: Tx, uuid: str) -> list[str]:
     children: dict[str, list[str]] = {}
-    for p in tx.providers():
+    for p in tx.providers_unordered():
         if p.parent_uuid is not None:
             children.setdefault(p.parent_uuid, []).append(p.uuid)
     out, todo = [], [uuid]
@@ -136,7 +136,7 @@ def delete_provider(tx: Tx, uuid: str) -> None:
     p = tx.provider(uuid)
     if p is None:
         raise not_found(f"No resource provider with uuid {uuid} found for delete")
-    if any(c.parent_uuid == uuid for c in tx.providers()):
+    if any(c.parent_uuid == uuid for c in tx.providers_unordered()):
         raise conflict(f"Unable to delete parent resource provider {uuid}: "
                        "It has child resource providers.", PROVIDER_CANNOT_DELETE_PARENT)
     if tx.usages(uuid):
