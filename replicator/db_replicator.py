@@ -11,7 +11,8 @@ on the local node, and per database (up to ``concurrency`` at once):
   enforces the age: invariant 2), so reclaimable rows are not sent on;
 - primary (the ring names this device): ``sync_pair`` with every other
   primary (push our rows since the peer's sync point, pull theirs since
-  ours; a peer without the database gets it whole). A peer that had not
+  ours; a peer without the database gets it whole; a peer whose drive
+  answers 507 is replaced by the next handoff device). A peer that had not
   reclaimed yet may hand an old tombstone back: the next pass reclaims it;
 - handoff: push to every primary, then ``drop`` with the hash it had when
   every primary acknowledged, so nothing written meanwhile is lost
@@ -135,9 +136,18 @@ class DbReplicator:
             summary = rec.body["summary"]
         results: list[PairResult] = []
 
+        # a primary whose drive answers 507 is stood in for by the next handoff
+        # (as Swift); that copy reverts by itself once the drive is back
+        spares = iter([h for d in self.ring.get_more_nodes(part)
+                       if (h := Peer(d.address, d.port, d.device)) != me and h not in role.peers])
+
         async def with_peer(peer: Peer) -> None:  # peers at once: a whole database moves in parallel
             peer_path = self._db_path(peer.device, part, summary)
             info = await self._replicate(peer, peer_path, {"op": "info"})
+            while info.status == 507 and role.primary and (spare := next(spares, None)) is not None:
+                st["handoffs_used"] += 1
+                peer, peer_path = spare, self._db_path(spare.device, part, summary)
+                info = await self._replicate(peer, peer_path, {"op": "info"})
             if info.status == 404:
                 remote = None
             elif info.ok:
@@ -210,7 +220,7 @@ class DbReplicator:
         """One pass over every local drive (drives in parallel); its counts."""
         self.ring.reload_if_changed()
         keys = ("partitions", "dbs", "in_sync", "rows_pushed", "rows_pulled", "rows_changed", "dbs_created",
-                "rows_reclaimed", "dbs_reclaimed", "handoffs", "handoffs_dropped", "drop_refused",
+                "rows_reclaimed", "dbs_reclaimed", "handoffs", "handoffs_dropped", "drop_refused", "handoffs_used",
                 "peer_errors", "drives_unavailable", "errors")
         st = dict.fromkeys(keys, 0)
         async with trio.open_nursery() as nursery:

@@ -8,6 +8,7 @@ lists the union of the rows.
 from __future__ import annotations
 
 import json
+import os
 
 from common.timestamp import Timestamp
 from tests.fault import _dbs
@@ -69,5 +70,33 @@ def test_handoff_database_reverts_and_is_dropped_only_when_all_primaries_have_it
         assert status == 200 and f"{ACCOUNT}/h" not in json.loads(body)
         out = _dbs.run_daemons(cluster, ("container",))
         assert not any(r["changed"] for r in out["container"])
+    finally:
+        cluster.stop()
+
+
+def test_a_primary_drive_answering_507_is_stood_in_for_by_a_handoff(tmp_path) -> None:
+    """A primary whose drive is gone (507) is replaced by the next handoff
+    device for the pass (as Swift), so the database keeps N copies; once the
+    drive is back the stand-in reverts its rows and drops itself."""
+    cluster = start_cluster(tmp_path, nodes=5, drives_per_node=1)
+    try:
+        conn = cluster.connection()
+        conn.put_container("u")
+        ring = _dbs.rings(cluster)["container"]
+        part, primaries = ring.get_nodes(ACCOUNT, "u")
+        gone = primaries[2]
+        path = next(p for n in cluster.layout.nodes for d, p in n.drives if d == gone.device)
+        moved = f"{path}.away"
+        os.rename(path, moved)  # the drive is missing: its node answers 507 for it
+        conn.put_object("u", "while-away", b"x")
+        out = _dbs.run_daemons(cluster, ("container",))
+        assert sum(r["handoffs_used"] for r in out["container"]) >= 1
+        spare = next(d for d in ring.get_more_nodes(part) if d.device not in {p.device for p in primaries})
+        assert _info(spare, part, "u") == 200, "no stand-in copy on the first handoff"
+
+        os.rename(moved, path)
+        _dbs.run_until_quiet(cluster, ("container",))
+        assert _info(spare, part, "u") == 404, "the stand-in was not dropped after the drive came back"
+        assert _dbs.container_listings(cluster, ACCOUNT, "u") == {d.device: ["while-away"] for d in primaries}
     finally:
         cluster.stop()
