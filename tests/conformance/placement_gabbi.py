@@ -31,6 +31,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -62,7 +63,7 @@ def _test_name(test: unittest.TestCase) -> str:
     return str(data.get("name")) if isinstance(data, dict) else test.id()
 
 
-def run_file(path: Path, verbose: bool) -> dict[str, object]:
+def run_file(path: Path, verbose: bool) -> dict[str, Any]:
     from gabbi import handlers, suitemaker
 
     doc = yaml.safe_load(path.read_text())
@@ -97,7 +98,7 @@ def run_file(path: Path, verbose: bool) -> dict[str, object]:
         finally:
             server.stop()
     failures = [(t, tb) for t, tb in result.failures + result.errors]
-    out = {"file": name, "tests": result.testsRun, "failed": len(failures),
+    out: dict[str, Any] = {"file": name, "tests": result.testsRun, "failed": len(failures),
            "skipped": len(result.skipped) + len(result.expectedFailures),
            "failures": [{"test": _test_name(t), "why": _mismatch(tb, 30 if verbose else 6)}
                         for t, tb in failures]}
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no gabbit files in {gdir}", file=sys.stderr)
         return 2
-    results = []
+    results: list[dict[str, Any]] = []
     for path in files:
         try:
             res = run_file(path, args.verbose)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             mark = "SKIP"
         print(f"{mark} {res['file']}: {res['passed']} passed, {res['failed']} failed, "
               f"{res['skipped']} skipped {res.get('why', '')}", flush=True)
-        for fail in res["failures"]:  # type: ignore[attr-defined]
+        for fail in res["failures"]:
             print(f"    - {fail['test']}\n      {fail['why']}", flush=True)
     tot = {k: sum(int(r[k]) for r in results) for k in ("tests", "passed", "failed", "skipped")}
     clean = sum(1 for r in results if r["failed"] == 0 and not r.get("why"))
