@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(gdir.glob("*.yaml"))
     if args.names:
         wanted = {n.removesuffix(".yaml") for n in args.names}
+        unknown = wanted - {f.stem for f in files}
+        if unknown:
+            print(f"no such gabbit in {gdir}: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
         files = [f for f in files if f.stem in wanted]
     if not files:
         print(f"no gabbit files in {gdir}", file=sys.stderr)
