@@ -141,6 +141,23 @@ def test_client_hanging_up_mid_upload_leaves_nothing(cluster: Cluster) -> None:
     assert cluster.request("PUT", f"/v1/{A}/c/after", b"fine")[0] == 201
 
 
+def test_slow_drip_upload_times_out_with_408_and_leaves_nothing(cluster: Cluster) -> None:
+    """FAULTS 12: a client that stops sending mid-body for longer than the
+    proxy's client_timeout (3 s in this cluster) gets 408; nodes discard it."""
+    with socket.create_connection(("127.0.0.1", cluster.proxy.port), timeout=20) as s:
+        s.sendall(b"PUT /v1/%s/c/drip HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n" % A.encode()
+                  + b"z" * 100_000)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer and status_of(answer) == 408, answer[:200]
+    assert nowhere(cluster, "drip")
+    assert healthy(cluster)
+
+
 def test_unknown_verbs_and_versions(cluster: Cluster) -> None:
     status, headers, _ = cluster.request("PATCH", f"/v1/{A}/c/o")
     assert status == 405 and "PUT" in headers["allow"]

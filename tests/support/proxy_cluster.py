@@ -91,7 +91,7 @@ def start_cluster(root: Path, *, proxy_settings: str = "") -> Cluster:
     config.write_text(
         f'[cluster]\nhash_secret = "{SECRET}"\nring_dir = "{root}"\n\n'
         "[proxy]\nconn_timeout = 0.5\nnode_timeout = 3.0\npost_quorum_timeout = 0.5\n"
-        "client_timeout = 5.0\nrecheck_container_existence = 1.0\nrecheck_account_existence = 1.0\n"
+        "client_timeout = 3.0\nrecheck_container_existence = 1.0\nrecheck_account_existence = 1.0\n"
         'pipeline = "catch_errors proxy_logging healthcheck"\n' + proxy_settings
     )
     cluster = Cluster(root, config, [], None)  # type: ignore[arg-type]
