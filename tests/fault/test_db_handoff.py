@@ -31,7 +31,7 @@ def _info(dev, part: int, container: str) -> int:
 
 
 def test_handoff_database_reverts_and_is_dropped_only_when_all_primaries_have_it(tmp_path) -> None:
-    cluster = start_cluster(tmp_path, nodes=5, drives_per_node=1)
+    cluster = start_cluster(tmp_path, nodes=4, drives_per_node=1)
     try:
         conn = cluster.connection()
         conn.put_container("h")
@@ -78,7 +78,7 @@ def test_a_primary_drive_answering_507_is_stood_in_for_by_a_handoff(tmp_path) ->
     """A primary whose drive is gone (507) is replaced by the next handoff
     device for the pass (as Swift), so the database keeps N copies; once the
     drive is back the stand-in reverts its rows and drops itself."""
-    cluster = start_cluster(tmp_path, nodes=5, drives_per_node=1)
+    cluster = start_cluster(tmp_path, nodes=4, drives_per_node=1)
     try:
         conn = cluster.connection()
         conn.put_container("u")
