@@ -19,8 +19,11 @@ from replicator import db_core
 from replicator.db_core import LOCAL, Call, Reply
 from storage_node.listing_db import DbRef, ListingDbs, NotFound
 from storage_node.rows_core import (
+    ZERO,
+    ContainerRow,
     DbInfo,
     ObjectRow,
+    Row,
     info_from_dict,
     merge_rows,
     row_from_list,
@@ -35,8 +38,10 @@ _COUNTER = itertools.count()
 class Replica:
     """One database replica, answering REPLICATE ops as ``_listing_http`` does."""
 
-    def __init__(self, run: int, i: int) -> None:
-        self.ref = DbRef("container", f"run{run}", f"r{i}")
+    def __init__(self, run: int, i: int, kind: str = "container") -> None:
+        self.ref = DbRef(kind, f"run{run}", f"r{i}" if kind == "container" else None)
+        if kind == "account":
+            self.ref = DbRef(kind, f"run{run}-r{i}")
 
     def write(self, fn: Any, *args: Any) -> Any:
         with _ENV.begin(write=True) as txn:
@@ -47,7 +52,7 @@ class Replica:
             state = _DBS.state(txn, self.ref)
             return None if state is None else json.loads(json.dumps(state.summary()))
 
-    def rows(self) -> list[ObjectRow]:
+    def rows(self) -> list[Row]:
         with _ENV.begin() as txn:
             state = _DBS.state(txn, self.ref)
             return [] if state is None else list(_DBS.iter_rows(txn, state.cid, None, True, False))
@@ -56,7 +61,7 @@ class Replica:
         self.write(lambda txn: _DBS.create(txn, self.ref, 1, DbInfo(ts, ts, status_changed_at=ts))
                    if _DBS.state(txn, self.ref) is None else None)
 
-    def put_row(self, row: ObjectRow) -> None:
+    def put_row(self, row: Row) -> None:
         self.write(lambda txn: _DBS.merge_row(txn, _DBS.state(txn, self.ref), row))
 
     def op(self, body: dict[str, Any]) -> Reply:
@@ -110,19 +115,24 @@ writes = st.lists(st.tuples(st.integers(0, 2), names, st.integers(1, 50), st.boo
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(2, 3), history=writes, exists=st.lists(st.booleans(), min_size=3, max_size=3),
-       order=st.randoms(use_true_random=False), mid_writes=writes)
+       order=st.randoms(use_true_random=False), mid_writes=writes, kind=st.sampled_from(["container", "account"]))
 def test_replicas_converge_in_any_order(n: int, history: list[Any], exists: list[bool], order: Any,
-                                        mid_writes: list[Any]) -> None:
+                                        mid_writes: list[Any], kind: str) -> None:
+    """Container databases (object rows, R1) and account databases
+    (container rows, R2: timestamps by max, counts by newest stats)."""
     run = next(_COUNTER)
-    reps = [Replica(run, i) for i in range(n)]
-    expected: dict[str, ObjectRow] = {}
+    reps = [Replica(run, i, kind) for i in range(n)]
+    expected: dict[str, Row] = {}
     exists = [*exists[:n]]
     exists[0] = True  # at least one replica holds the database
 
     def apply(i: int, name: str, t: int, deleted: bool, size: int) -> None:
         if not exists[i]:
             return
-        row = ObjectRow(name, Timestamp.from_seconds(1000 + t), size, "text/plain", f"e{size}", deleted)
+        ts = Timestamp.from_seconds(1000 + t)
+        row: Row = (ObjectRow(name, ts, size, "text/plain", f"e{size}", deleted) if kind == "container"
+                    else ContainerRow(name, ZERO if deleted else ts, ts if deleted else ZERO, size, size * 10,
+                                      Timestamp.from_seconds(1000 + t + size)))
         reps[i].put_row(row)
         expected[name] = merge_rows(expected.get(name), row)  # type: ignore[assignment]
 
