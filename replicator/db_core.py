@@ -32,6 +32,7 @@ in memory. A non-2xx reply ends the generator with ``ok=False``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -130,6 +131,7 @@ class PairResult:
     pushed: TransferResult | None = None
     pulled: TransferResult | None = None
     local_hash: str = ""  # our hash when the push finished (what a handoff may drop with)
+    local_info: str = ""  # our info then (canonical JSON): an info-only change also keeps a handoff
 
 
 Steps = Generator[Call, Reply, Any]
@@ -182,7 +184,7 @@ def sync_pair(local: Mapping[str, Any], remote: Mapping[str, Any] | None, pull: 
     """Bring one local replica and one peer replica to the union of their rows
     and info: push, then (unless the peer was just created from ours) pull."""
     if in_sync(local, remote):
-        return PairResult(True, in_sync=True, local_hash=str(local["hash"]))
+        return PairResult(True, in_sync=True, local_hash=str(local["hash"]), local_info=canonical(local["info"]))
     pushed = yield from transfer(LOCAL, remote, batch)
     if not pushed.ok:
         return PairResult(False, pushed=pushed)
@@ -195,16 +197,25 @@ def sync_pair(local: Mapping[str, Any], remote: Mapping[str, Any] | None, pull: 
         if not pulled.ok:
             return PairResult(False, pushed=pushed, pulled=pulled)
     reply = yield Call(LOCAL, {"op": "info"})
-    local_hash = str(reply.body["hash"]) if reply.ok else ""
-    return PairResult(True, pushed=pushed, pulled=pulled, local_hash=local_hash)
+    if not reply.ok:
+        return PairResult(False, pushed=pushed, pulled=pulled)
+    return PairResult(True, pushed=pushed, pulled=pulled, local_hash=str(reply.body["hash"]),
+                      local_info=canonical(reply.body["info"]))
 
 
-def may_drop(results: Sequence[PairResult], n_primaries: int) -> str | None:
-    """The hash a handoff may drop itself with (invariant 3): every primary
-    acknowledged a complete sync and all saw the same local hash; else None."""
+def canonical(info: Any) -> str:
+    return json.dumps(info, sort_keys=True, separators=(",", ":"))
+
+
+def may_drop(results: Sequence[PairResult], n_primaries: int) -> tuple[str, str] | None:
+    """``(hash, info)`` a handoff may drop itself with (invariant 3): every
+    primary acknowledged a complete sync and all saw the same local hash and
+    info; else None. The shell drops only if its info still equals ``info``
+    and the node's ``drop`` finds the hash unchanged."""
     if n_primaries == 0 or len(results) != n_primaries or not all(r.ok for r in results):
         return None
-    hashes = {r.local_hash for r in results}
-    if len(hashes) != 1 or "" in hashes:
+    states = {(r.local_hash, r.local_info) for r in results}
+    if len(states) != 1:
         return None
-    return hashes.pop()
+    state = states.pop()
+    return None if "" in state else state

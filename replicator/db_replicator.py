@@ -179,7 +179,11 @@ class DbReplicator:
         confirmed = db_core.may_drop(results, len(role.peers))
         if confirmed is None:
             return
-        drop = await self._replicate(me, local_path, {"op": "drop", "hash": confirmed})
+        now = await self._replicate(me, local_path, {"op": "info"})
+        if not now.ok or db_core.canonical(now.body["info"]) != confirmed[1]:
+            st["drop_refused"] += 1  # its info changed since the primaries confirmed: next pass
+            return
+        drop = await self._replicate(me, local_path, {"op": "drop", "hash": confirmed[0]})
         if drop.ok:
             st["handoffs_dropped"] += 1
         else:

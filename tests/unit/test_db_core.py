@@ -182,11 +182,12 @@ def test_whole_database_moves_to_an_empty_peer_in_batches() -> None:
 
 
 def test_handoff_drop_needs_every_primary_and_one_hash() -> None:
-    ok = db_core.PairResult(True, local_hash="h1")
-    assert db_core.may_drop([ok, ok, ok], 3) == "h1"
+    ok = db_core.PairResult(True, local_hash="h1", local_info="i1")
+    assert db_core.may_drop([ok, ok, ok], 3) == ("h1", "i1")
     assert db_core.may_drop([ok, ok], 3) is None
     assert db_core.may_drop([ok, db_core.PairResult(False)], 2) is None
-    assert db_core.may_drop([ok, db_core.PairResult(True, local_hash="h2")], 2) is None
+    assert db_core.may_drop([ok, db_core.PairResult(True, local_hash="h2", local_info="i1")], 2) is None
+    assert db_core.may_drop([ok, db_core.PairResult(True, local_hash="h1", local_info="i2")], 2) is None
     assert db_core.may_drop([], 0) is None
 
 
