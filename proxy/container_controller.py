@@ -64,7 +64,8 @@ async def read_listing(
         return Response.text(*problem)
     ring = getattr(app.rings, ring_name)
     part, nodes = ring.get_nodes(account, container)
-    qs = f"?{request.query_string}" if request.query_string and request.method == "GET" else ""
+    # HEAD passes the query too: ?format= picks the Content-Type (test_container test_GET_HEAD_content_type)
+    qs = f"?{request.query_string}" if request.query_string else ""
 
     def path_for(node: RingDevice) -> str:
         return backend_path(node, part, account, container) + qs
@@ -89,7 +90,8 @@ async def read_listing(
         )
     if 200 <= resp.status < 300:
         resp.headers.set("accept-ranges", "bytes")
-        resp.headers.set("vary", "Accept")
+        if "format" not in request.query:
+            resp.headers.set("vary", "Accept")
         if resp.status == 204 or request.method == "HEAD":
             resp.headers.set("content-length", resp.headers.get("content-length") or "0")
     return resp
@@ -117,6 +119,10 @@ async def handle_container(app: ProxyApp, request: Request, account: str, contai
         problem = constraints.check_metadata(app.conf, request.headers.items(), "container")
         if problem is not None:
             return Response.text(*problem)
+    policy = request.headers.get("x-storage-policy")
+    if method == "PUT" and policy and policy.strip().lower() != POLICY_NAME.lower():
+        # test_container test_error_invalid_storage_policy_name
+        return Response.text(400, f"Invalid X-Storage-Policy {policy!r}")
     if method == "PUT":
         info = await app.account_info(account, request)
         if info.status == 404:

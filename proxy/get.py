@@ -135,6 +135,7 @@ def _respond(backend: Backend, method: str, source: _Source) -> Response:
             trio.lowlevel.spawn_system_task(source.conn.aclose)
         headers = client_headers(source.headers)
         if source.status == 412:
+            headers.pop("accept-ranges")
             headers.set("content-type", "text/html; charset=UTF-8")
             return Response(412, headers, b"")
         ctype = headers.get("content-type")

@@ -87,7 +87,7 @@ async def handle_object(app: ProxyApp, request: Request, account: str, container
     if method not in METHODS:
         return method_not_allowed(METHODS)
     if method == "OPTIONS":
-        return options_response(METHODS)
+        return options_response((*METHODS, "COPY"))  # COPY is served by the copy middleware
     problem = constraints.check_names(app.conf, account, container, obj, creating=method == "PUT")
     if problem is not None:
         return Response.text(*problem)
@@ -144,6 +144,9 @@ def _base_headers(app: ProxyApp, request: Request, tid: str) -> tuple[dict[str, 
         return out, Response.text(*problem)
     if at is not None:
         out["x-delete-at"] = str(at)
+    if_at = h.get("x-if-delete-at")
+    if if_at is not None and not if_at.strip().isdigit():  # test_object test_delete_if_delete_at_bad
+        return out, Response.text(400, "Bad X-If-Delete-At header value")
     problem = constraints.check_metadata(app.conf, h.items(), "object")
     if problem is not None:
         return out, Response.text(*problem)
