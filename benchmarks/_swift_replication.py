@@ -102,7 +102,7 @@ def _measure(aio: Any, venv: str, root: str, objects: int, size: int) -> dict[st
     for i in range(_swift_aio.NODES):
         with open(os.path.join(root, f"object-{i}.conf")) as f:
             text = f.read()
-        text = text.replace("[object-replicator]\n", f"[object-replicator]\nsync_method = ssync\n"
+        text = text.replace("[object-replicator]\n", f"[object-replicator]\nsync_method = ssync\nlog_level = INFO\n"
                             f"recon_cache_path = {root}\nconcurrency = 4\n")
         path = os.path.join(root, f"object-replicator-{i}.conf")
         with open(path, "w") as f:

@@ -141,7 +141,7 @@ class _Bench:
             for r in reps:
                 r.passes, r.settings = 0, type(r.settings)(concurrency=8, rehash_interval=1)
         out: list[Any] = [None] * len(reps)
-        c0, t0 = self.cpu(), time.perf_counter()
+        c0, t0, r0 = self.cpu(), time.perf_counter(), time.process_time()
 
         async def one(k: int) -> None:
             out[k] = await reps[k].run_pass()
@@ -151,6 +151,7 @@ class _Bench:
                 nursery.start_soon(one, k)
         wall = time.perf_counter() - t0
         return {"seconds": round(wall, 3), "server_cpu_s": round(self.cpu() - c0, 3),
+                "replicator_cpu_s": round(time.process_time() - r0, 3),
                 "partitions": sum(s.partitions for s in out), "bytes_sent": sum(s.bytes_sent for s in out),
                 "suffixes_synced": sum(s.suffixes_synced for s in out), "files_sent": sum(s.files_sent for s in out),
                 "changed": any(s.changed for s in out)}
@@ -195,6 +196,7 @@ async def _main(b: _Bench, args: argparse.Namespace) -> dict[str, Any]:
                                  "first_round_seconds": rounds[0]["seconds"],
                                  "bytes_sent": sum(r["bytes_sent"] for r in rounds),
                                  "server_cpu_s": round(sum(r["server_cpu_s"] for r in rounds), 3),
+                                 "replicator_cpu_s": round(sum(r["replicator_cpu_s"] for r in rounds), 3),
                                  "dispersion": await b.dispersion()}
     return res
 

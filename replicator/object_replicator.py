@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -79,7 +80,8 @@ class _Skip(Exception):
 class ObjectReplicator:
     def __init__(self, ring: Any, drives: Mapping[str, Path], node: tuple[str, int],
                  settings: ReplicatorSettings = ReplicatorSettings(), *, client: HTTPClient | None = None,
-                 clock: Callable[[], float] = time.time, logger: logging.Logger | None = None) -> None:
+                 clock: Callable[[], float] = time.time, logger: logging.Logger | None = None,
+                 rng: random.Random | None = None) -> None:
         self.ring = ring
         self.drives = dict(drives)
         self.node = node
@@ -87,6 +89,7 @@ class ObjectReplicator:
         self.client = client or HTTPClient()
         self.clock = clock
         self.logger = logger or get_logger("replicator")
+        self.rng = rng or random.Random()
         self.throttle = Throttle(settings.bytes_per_second)
         self.passes = 0
 
@@ -269,6 +272,9 @@ class ObjectReplicator:
             st.drives_unavailable += 1
             return
         parts = [int(p) for p in json.loads(body)]
+        # shuffled (as Swift's jobs): the primaries of one partition rarely push
+        # to a peer at the same moment, so the later one finds it in sync already
+        self.rng.shuffle(parts)
         limiter = trio.CapacityLimiter(max(1, self.settings.concurrency))
 
         async def one(part: int) -> None:
@@ -295,7 +301,8 @@ class ObjectReplicator:
                 nursery.start_soon(self._drive_pass, drive, full, st)
         self.passes += 1
         duration = trio.current_time() - start
-        record = {"node": f"{self.node[0]}:{self.node[1]}", "pass": self.passes, "started": start_wall,
+        record = {"daemon": "object-replicator", "node": f"{self.node[0]}:{self.node[1]}", "pass": self.passes,
+                  "started": start_wall,
                   "duration": round(duration, 6), "ring_version": self.ring.checksum.hex(), **st.as_dict()}
         log_event(self.logger, "replication_pass", **record)
         await trio.to_thread.run_sync(self._write_stats, record)
