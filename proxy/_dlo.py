@@ -60,10 +60,19 @@ async def _listing(
     return rows, None
 
 
+def _wsgi_to_str(value: str) -> str:
+    """Header values arrive as latin-1 text of the raw bytes (as WSGI's);
+    a manifest naming a UTF-8 container or prefix is UTF-8 underneath."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 async def respond(mw: Any, request: Request, account: str, manifest: Response) -> Response:
     """The DLO answer for a GET/HEAD whose object carries X-Object-Manifest."""
     await discard(manifest)
-    value = unquote(manifest.headers["x-object-manifest"])
+    value = unquote(_wsgi_to_str(manifest.headers["x-object-manifest"]))
     container, _, prefix = value.partition("/")
     rows, error = await _listing(mw, request, account, container, prefix)
     if error is not None or rows is None:

@@ -116,6 +116,9 @@ def check_object_creation(
     return None
 
 
+MAX_DELETE_AT = 9999999999  # ten digits, as Swift clamps (test_object test_x_delete_at_in_the_far_future)
+
+
 def delete_at(headers_get: object, now: float) -> tuple[int | None, Problem]:
     """X-Delete-At / X-Delete-After -> the absolute expiry (Swift's
     ``check_delete_headers``): (None, None) when neither is given."""
@@ -137,7 +140,7 @@ def delete_at(headers_get: object, now: float) -> tuple[int | None, Problem]:
             return None, (400, "Non-integer X-Delete-At")
         if value < now:
             return None, (400, "X-Delete-At in past")
-        return value, None
+        return min(value, MAX_DELETE_AT), None  # Swift's normalize_delete_at_timestamp
     return None, None
 
 

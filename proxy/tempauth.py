@@ -53,6 +53,12 @@ ACL_HEADERS = ("x-container-read", "x-container-write")
 ACCOUNT_ACL_SYSMETA = "x-account-sysmeta-core-access-control"
 S3_AUTH_DETAILS = "s3api.auth_details"
 OWNER_ONLY_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to")
+# Swift's swift_owner_headers for temp URL keys: hidden from non-owners on
+# accounts and containers (test_account test_protected_tempurl).
+OWNER_ONLY_KEYS = (
+    "x-account-meta-temp-url-key", "x-account-meta-temp-url-key-2",
+    "x-container-meta-temp-url-key", "x-container-meta-temp-url-key-2",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +300,9 @@ class TempAuth:
         owner = bool(request.context.get("swift_owner"))
         if container is not None and obj is None and not owner:
             for name in OWNER_ONLY_HEADERS:
+                response.headers.pop(name)
+        if obj is None and not owner:
+            for name in OWNER_ONLY_KEYS:
                 response.headers.pop(name)
         if container is None:
             stored = response.headers.pop(ACCOUNT_ACL_SYSMETA)
