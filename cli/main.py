@@ -25,6 +25,45 @@ COMMAND_MODULES = (
 )
 
 
+# Which module provides a command, so one invocation imports only its part
+# (a server starts without importing numpy for the ring builder, say).
+# Anything not listed here loads every module.
+COMMAND_ROUTES = {
+    "ring": "ring.cli",
+    "dev": "cli.dev",
+    "bench": "benchmarks.cli",
+    "dispersion": "replicator.cli",
+    "status": "replicator.cli",
+    "placement": "scheduler.cli",
+    "schedule": "scheduler.cli",
+    "evacuate": "scheduler.cli",
+}
+SERVE_ROUTES = {
+    "storage": "storage_node.cli",
+    "auditor": "storage_node.cli",
+    "proxy": "proxy.cli",
+    "placement": "scheduler.cli",
+    "replicator": "replicator.cli",
+    "container-replicator": "replicator.cli",
+    "account-replicator": "replicator.cli",
+    "updater": "replicator.cli",
+    "expirer": "replicator.cli",
+}
+
+
+def _modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    if not argv:
+        return COMMAND_MODULES
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return COMMAND_MODULES
+    if words[0] == "serve" and len(words) > 1 and words[1] in SERVE_ROUTES:
+        return (SERVE_ROUTES[words[1]],)
+    if words[0] in COMMAND_ROUTES:
+        return (COMMAND_ROUTES[words[0]],)
+    return COMMAND_MODULES
+
+
 class CommandError(Exception):
     """A user error: printed as one line, exit status 1 (or ``.code``)."""
 
@@ -33,13 +72,13 @@ class CommandError(Exception):
         self.code = code
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringstack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="run a server or daemon")
     serve_sub = serve.add_subparsers(dest="role", metavar="ROLE")
     serve_sub.required = True
-    for name in COMMAND_MODULES:
+    for name in _modules_for(argv):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -51,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
