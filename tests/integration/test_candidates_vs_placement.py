@@ -42,8 +42,9 @@ def _placement(tmp) -> object:
     return start_server([os.path.join(VENV, "bin", "python"), RUNNER, str(tmp)], timeout=60)
 
 
-@pytest.fixture
-def pair(tmp_path):
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("diff")  # one pair for every seed: they accumulate
     (tmp_path / "os").mkdir()
     theirs = _placement(tmp_path / "os")
     try:
@@ -70,7 +71,7 @@ def _call(clients, method, path, version="1.39", **kw):
     return rs
 
 
-def _scenario(clients, rng: random.Random) -> dict:
+def _scenario(clients, rng: random.Random, tag: str = "") -> dict:
     _call(clients, "PUT", "/resource_classes/CUSTOM_MAGIC", "1.7")
     for t in ("CUSTOM_A", "CUSTOM_B"):
         _call(clients, "PUT", f"/traits/{t}", "1.6")
@@ -88,7 +89,7 @@ def _scenario(clients, rng: random.Random) -> dict:
     if sharing:
         provs.append((str(uuidlib.UUID(int=rng.getrandbits(128))), "SHARING"))
     for k, (u, parent) in enumerate(provs):
-        body = {"name": f"p{k}", "uuid": u}
+        body = {"name": f"{tag}p{k}", "uuid": u}
         if parent and parent != "SHARING":
             body["parent_provider_uuid"] = parent
         _call(clients, "POST", "/resource_providers", "1.20", json=body)
@@ -216,10 +217,10 @@ def _norm(body: dict) -> tuple:
     return reqs, sums
 
 
-@pytest.mark.parametrize("seed", range(int(os.environ.get("RINGSTACK_DIFF_SEEDS", "2"))))
+@pytest.mark.parametrize("seed", range(int(os.environ.get("RINGSTACK_DIFF_SEEDS", "3"))))
 def test_same_answers_as_placement(pair, seed):
     rng = random.Random(seed)
-    sc = _scenario(pair, rng)
+    sc = _scenario(pair, rng, f"s{seed}")
     for _ in range(40):
         v, q = _query(rng, sc)
         ours, theirs = _call(pair, "GET", "/allocation_candidates", v, params=q)
