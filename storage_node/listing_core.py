@@ -202,6 +202,7 @@ def negotiate(query: dict[str, str], accept: str | None) -> str:
 
 
 _ISO_SECONDS: dict[int, str] = {}
+STORAGE_POLICY = "Policy-0"
 
 
 def iso_last_modified(ts: Timestamp) -> str:
@@ -224,8 +225,10 @@ def _object_dict(row: ObjectRow) -> dict[str, object]:
 
 
 def _container_dict(row: ContainerRow) -> dict[str, object]:
+    # one storage policy per cluster so far; Swift names each container's
+    # (swift_test_client's account XML parser requires the element: tests.py TestAccount)
     return {"name": row.name, "count": row.object_count, "bytes": row.bytes_used,
-            "last_modified": iso_last_modified(row.put_timestamp)}
+            "last_modified": iso_last_modified(row.put_timestamp), "storage_policy": STORAGE_POLICY}
 
 
 def format_listing(kind: str, owner: str, entries: Sequence[Entry], media: str) -> bytes | None:

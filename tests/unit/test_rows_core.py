@@ -241,6 +241,7 @@ def test_formats_swift_shape():
     assert format_listing("container", "c", [], "text/plain") is None
     acct = [ContainerRow("c1", ts, object_count=2, bytes_used=9)]
     assert json.loads(format_listing("account", "AUTH_a", acct, "application/json")) == [
-        {"name": "c1", "count": 2, "bytes": 9, "last_modified": "2023-11-14T22:13:20.123450"}]
+        {"name": "c1", "count": 2, "bytes": 9, "last_modified": "2023-11-14T22:13:20.123450",
+         "storage_policy": "Policy-0"}]
     root = ET.fromstring(format_listing("account", "AUTH_a", acct, "text/xml"))
     assert root.tag == "account" and root.find("container/count").text == "2"

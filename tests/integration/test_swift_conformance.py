@@ -1,0 +1,154 @@
+"""Regression tests for behaviours OpenStack Swift's functional tests
+(``test/functional/``, run by ``tests/conformance/swift_functional.py``)
+expect and ringstack once got wrong. Each test names the upstream test it
+stands for; all run against a real cluster over plain HTTP."""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import math
+import uuid
+from xml.dom import minidom
+
+import pytest
+
+from tests.support.cluster import Cluster, shared_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    return shared_cluster(tmp_path_factory)  # containers here are this module's own
+
+
+class Client:
+    def __init__(self, cluster: Cluster, user: str, key: str) -> None:
+        self.port = cluster.proxy_port
+        self.token, url = cluster.auth(user, key)
+        self.account = url.rstrip("/").rsplit("/", 1)[-1]
+
+    def req(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""):
+        """``path`` is below /v1/<account>; str header values are sent as
+        their UTF-8 bytes (as swift_test_client does)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            h = {k: v.encode().decode("latin-1") for k, v in (headers or {}).items()}
+            h["X-Auth-Token"] = self.token
+            conn.request(method, f"/v1/{self.account}{path}", body=body, headers=h)
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def tester(cluster):
+    return Client(cluster, "test:tester", "testing")
+
+
+@pytest.fixture
+def container(tester):
+    name = f"conf-{uuid.uuid4().hex[:10]}"
+    assert tester.req("PUT", f"/{name}")[0] == 201
+    return name
+
+
+def test_dlo_manifest_in_utf8_container(tester):
+    """test_dlo TestDloUTF8: X-Object-Manifest naming a UTF-8 container/prefix."""
+    cont = f"\u2603-{uuid.uuid4().hex[:8]}"
+    qcont = "%E2%98%83-" + cont[2:]
+    assert tester.req("PUT", f"/{qcont}")[0] == 201
+    for letter in "ab":
+        assert tester.req("PUT", f"/{qcont}/%C3%BC/seg{letter}", body=letter.encode() * 3)[0] == 201
+    assert tester.req("PUT", f"/{qcont}/man", {"X-Object-Manifest": f"{cont}/\u00fc/seg"})[0] == 201
+    status, _, body = tester.req("GET", f"/{qcont}/man")
+    assert (status, body) == (200, b"aaabbb")
+
+
+def test_account_head_is_204_with_format(tester):
+    """test_account test_GET_HEAD_content_type: HEAD answers 204, the asked-for
+    Content-Type and Content-Length 0."""
+    status, headers, _ = tester.req("HEAD", "?format=json")
+    assert status == 204
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["content-length"] == "0"
+
+
+def test_container_head_format_picks_content_type(tester, container):
+    """test_container test_GET_HEAD_content_type."""
+    status, headers, _ = tester.req("HEAD", f"/{container}?format=json")
+    assert (status, headers["content-type"], headers["content-length"]) == (
+        204, "application/json; charset=utf-8", "0")
+    status, headers, _ = tester.req("HEAD", f"/{container}?format=xml")
+    assert headers["content-type"] == "application/xml; charset=utf-8"
+
+
+def test_x_delete_at_far_future_is_clamped(tester, container):
+    """test_object test_x_delete_at_in_the_far_future."""
+    assert tester.req("PUT", f"/{container}/o", {"X-Delete-At": "1" * 100})[0] == 201
+    status, headers, _ = tester.req("HEAD", f"/{container}/o")
+    assert (status, headers["x-delete-at"]) == (200, "9" * 10)
+
+
+def test_bad_x_if_delete_at_is_400(tester, container):
+    """test_object test_delete_if_delete_at_bad (even for a missing object)."""
+    status, _, body = tester.req("DELETE", f"/{container}/missing", {"X-If-Delete-At": "bad"})
+    assert status == 400 and b"X-If-Delete-At" in body
+
+
+def test_unknown_storage_policy_is_400(tester):
+    """test_container test_error_invalid_storage_policy_name."""
+    status, _, body = tester.req("PUT", f"/conf-{uuid.uuid4().hex[:8]}", {"X-Storage-Policy": uuid.uuid4().hex})
+    assert status == 400 and b"X-Storage-Policy" in body
+    assert tester.req("PUT", f"/conf-{uuid.uuid4().hex[:8]}", {"X-Storage-Policy": "policy-0"})[0] == 201
+
+
+def test_temp_url_key_hidden_from_non_owner(cluster, tester, container):
+    """test_account test_protected_tempurl (Swift's swift_owner_headers)."""
+    reader = Client(cluster, "test:tester3", "testing3")
+    assert tester.req("POST", f"/{container}", {
+        "X-Container-Meta-Temp-Url-Key": "secret", "X-Container-Meta-Other": "shown",
+        "X-Container-Read": "test:tester3"})[0] == 204
+    _, owner_view, _ = tester.req("HEAD", f"/{container}")
+    assert owner_view["x-container-meta-temp-url-key"] == "secret"
+    status, headers, _ = reader.req("HEAD", f"/{container}")
+    assert status == 204 and headers["x-container-meta-other"] == "shown"
+    assert "x-container-meta-temp-url-key" not in headers
+
+
+def test_post_keeps_static_large_object(tester, container):
+    """test_slo test_slo_post_the_manifest_metadata_update."""
+    for name in "ab":
+        assert tester.req("PUT", f"/{container}/{name}", body=name.encode() * 10)[0] == 201
+    manifest = json.dumps([{"path": f"/{container}/a"}, {"path": f"/{container}/b"}]).encode()
+    assert tester.req("PUT", f"/{container}/m?multipart-manifest=put", body=manifest)[0] == 201
+    assert tester.req("POST", f"/{container}/m", {"X-Object-Meta-Post": "update"})[0] == 202
+    status, headers, body = tester.req("GET", f"/{container}/m")
+    assert (status, body) == (200, b"a" * 10 + b"b" * 10)
+    assert headers["x-static-large-object"] == "True" and headers["x-object-meta-post"] == "update"
+    assert headers["content-type"] == "application/octet-stream"
+
+
+def test_account_xml_listing_names_storage_policy(tester, container):
+    """tests.py TestAccount.testContainerListing (xml parser wants storage_policy)."""
+    status, _, body = tester.req("GET", f"?format=xml&prefix={container}")
+    assert status == 200
+    [node] = minidom.parseString(body).getElementsByTagName("container")
+    assert node.getElementsByTagName("storage_policy")[0].childNodes[0].nodeValue == "Policy-0"
+
+
+def test_container_last_modified(tester, container):
+    """tests.py TestContainer.testContainerInfo / testContainerLastModified."""
+    _, headers, _ = tester.req("HEAD", f"/{container}")
+    expected = email.utils.formatdate(math.ceil(float(headers["x-put-timestamp"])), usegmt=True)
+    assert headers["last-modified"] == expected
+
+
+def test_metadata_total_over_limit_across_posts_is_400(tester, container):
+    """test_account / test_container test_*bad_metadata3: each POST fits, the sum does not."""
+    near_full = {f"X-Container-Meta-{i:02d}": "v" * 250 for i in range(16)}  # 16 * 252 = 4032 of 4096
+    assert tester.req("POST", f"/{container}", near_full)[0] == 204
+    status, _, body = tester.req("POST", f"/{container}", {"X-Container-Meta-C": "w" * 100})
+    assert status == 400, body
+    assert "x-container-meta-c" not in tester.req("HEAD", f"/{container}")[1]
