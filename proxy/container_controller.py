@@ -105,7 +105,10 @@ async def handle_container(app: ProxyApp, request: Request, account: str, contai
         return options_response(METHODS)
     problem = constraints.check_names(app.conf, account, container, None, creating=method == "PUT")
     if problem is not None:
-        return Response.text(*problem)
+        bad = Response.text(*problem)
+        if method == "PUT":  # Swift's HTTPBadRequest keeps swob's default type (test_container test_long_name_content_type)
+            bad.headers.set("content-type", "text/html; charset=UTF-8")
+        return bad
     denied = await app.authorize_container(request, account, container)
     if denied is not None:
         return denied

@@ -152,3 +152,21 @@ def test_metadata_total_over_limit_across_posts_is_400(tester, container):
     status, _, body = tester.req("POST", f"/{container}", {"X-Container-Meta-C": "w" * 100})
     assert status == 400, body
     assert "x-container-meta-c" not in tester.req("HEAD", f"/{container}")[1]
+
+
+def test_long_container_name_put_is_html_400(tester):
+    """test_container test_long_name_content_type: swob's default error type."""
+    status, headers, _ = tester.req("PUT", "/" + "X" * 2048)
+    assert (status, headers["content-type"]) == (400, "text/html; charset=UTF-8")
+
+
+def test_info_does_not_advertise_cors(cluster):
+    """No CORS in the proxy yet: /info must not claim a CORS mode (test_object test_cors skips)."""
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.proxy_port, timeout=30)
+    try:
+        conn.request("GET", "/info")
+        info = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    assert "strict_cors_mode" not in info["swift"] and "cors" not in info
+    assert "slo" in info and info["swift"]["max_meta_overall_size"] == 4096
