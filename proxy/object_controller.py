@@ -244,6 +244,11 @@ async def _post_or_delete(
         base.pop("etag", None)
     else:
         base = {"x-trans-id": tid}
+        if_delete_at = request.headers.get("x-if-delete-at")
+        if if_delete_at is not None:
+            if not if_delete_at.strip().isdigit():
+                return Response.text(400, "Bad X-If-Delete-At header value")
+            base["x-if-delete-at"] = if_delete_at.strip()
     ts = app.timestamps.next()
     base["x-timestamp"] = ts.internal
     n = len(nodes)
