@@ -63,7 +63,10 @@ _DATE = _DateCache()
 
 
 def _encode_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+    # Title-cased names on the wire, as Swift's swob sends them (clients that
+    # compare header names exactly, like Swift's functional tests, see
+    # ``X-Object-Meta-Color``); HTTP itself is case-insensitive.
+    return [(k.title().encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
 
 
 class _Connection:
@@ -230,9 +233,9 @@ class _Connection:
         ):
             headers.set("content-length", str(len(body)))
         raw = _encode_headers(headers)
-        raw.append((b"date", _DATE.get()))
+        raw.append((b"Date", _DATE.get()))
         if "server" not in headers:
-            raw.append((b"server", self.server_header))
+            raw.append((b"Server", self.server_header))
         reason = (response.reason or REASONS.get(status, "")).encode()
         try:
             head = self.conn.send(h11.Response(status_code=status, headers=raw, reason=reason))
