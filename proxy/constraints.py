@@ -29,6 +29,8 @@ def split_api_path(path: str) -> tuple[str, str | None, str | None, str | None] 
         return 400, "Invalid path"
     segs = path[1:].split("/", 3)
     version = segs[0]
+    if version == "":  # "//v1/a" or "/": Swift's split_path fails -> 404 (tests.py TestAccount.testInvalidPath)
+        return 404, "Not Found"
     if version not in VALID_VERSIONS:
         return 400, "Invalid API version"
     account = segs[1] if len(segs) > 1 else None

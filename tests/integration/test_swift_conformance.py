@@ -170,3 +170,15 @@ def test_info_does_not_advertise_cors(cluster):
         conn.close()
     assert "strict_cors_mode" not in info["swift"] and "cors" not in info
     assert "slo" in info and info["swift"]["max_meta_overall_size"] == 4096
+
+
+def test_empty_version_segment_is_404(tester):
+    """tests.py TestAccount.testInvalidPath: GET //v1/<account> is not an API path."""
+    conn = http.client.HTTPConnection("127.0.0.1", tester.port, timeout=30)
+    try:
+        conn.request("GET", f"//v1/{tester.account}", headers={"X-Auth-Token": tester.token})
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 404
