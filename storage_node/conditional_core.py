@@ -52,12 +52,13 @@ def evaluate_conditions(headers: Mapping[str, str], etag: str, last_modified: in
         tags = _etags(im)
         if "*" not in tags and etag not in tags:
             return 412
-    else:
-        ius = headers.get("if-unmodified-since")
-        if ius is not None:
-            t = _http_seconds(ius)
-            if t is not None and last_modified > t:
-                return 412
+    # Swift checks If-Unmodified-Since even beside a matching If-Match
+    # (tests.py TestFileComparison.testIfMatchAndUnmodified).
+    ius = headers.get("if-unmodified-since")
+    if ius is not None:
+        t = _http_seconds(ius)
+        if t is not None and last_modified > t:
+            return 412
     inm = headers.get("if-none-match")
     if inm is not None:
         tags = _etags(inm)
@@ -77,10 +78,10 @@ def parse_range(value: str | None, size: int) -> list[tuple[int, int]] | None:
     whole object, or raise ``Unsatisfiable``."""
     if value is None:
         return None
-    v = value.strip()
-    if not v.lower().startswith("bytes="):
+    unit, eq, rest = value.partition("=")
+    if not eq or unit.strip().lower() != "bytes":  # "bytes = 0-9" is fine (testRangedGetsWithLWSinHeader)
         return None
-    specs = [s.strip() for s in v[6:].split(",")]
+    specs = [s.strip() for s in rest.split(",")]
     if not specs or len(specs) > MAX_RANGES or any(not s for s in specs):
         return None
     parsed: list[tuple[int | None, int | None]] = []

@@ -182,3 +182,21 @@ def test_empty_version_segment_is_404(tester):
     finally:
         conn.close()
     assert resp.status == 404
+
+
+@pytest.mark.parametrize("spec", ["BYTES=0-9", "bytes = 0-9", "BYTES = 0 - 9", "bytes=0 - 9", "bytes=0-9 "])
+def test_range_with_whitespace(tester, container, spec):
+    """tests.py TestFile.testRangedGetsWithLWSinHeader."""
+    assert tester.req("PUT", f"/{container}/r", body=bytes(range(100)))[0] == 201
+    status, _, body = tester.req("GET", f"/{container}/r", {"Range": spec})
+    assert (status, body) == (206, bytes(range(10)))
+
+
+def test_if_match_with_old_if_unmodified_since_is_412(tester, container):
+    """tests.py TestFileComparison.testIfMatchAndUnmodified: both are checked."""
+    status, headers, _ = tester.req("PUT", f"/{container}/c", body=b"x")
+    old = email.utils.formatdate(0, usegmt=True)
+    status, _, _ = tester.req("GET", f"/{container}/c", {"If-Match": headers["etag"], "If-Unmodified-Since": old})
+    assert status == 412
+    status, _, _ = tester.req("GET", f"/{container}/c", {"If-Match": headers["etag"]})
+    assert status == 200
