@@ -147,15 +147,25 @@ def delete_at(headers_get: object, now: float) -> tuple[int | None, Problem]:
 
 
 def check_listing_limit(query: dict[str, str], maximum: int) -> Problem:
+    """Swift's ``constrain_req_limit``: a limit that is not all digits is
+    ignored (the default applies); one over the maximum is 412."""
     raw = query.get("limit")
-    if raw is None or raw == "":
+    if raw is None or not raw.isdigit():
         return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        return 412, "Value of limit must be a positive integer"
-    if limit < 0:
-        return 412, "Value of limit must be a positive integer"
-    if limit > maximum:
+    if int(raw) > maximum:
         return 412, f"Maximum limit is {maximum}"
     return None
+
+
+def listing_query(query: dict[str, str]) -> str:
+    """The query string to forward for a listing: as given, minus a limit
+    that Swift would ignore (not all digits)."""
+    from urllib.parse import quote
+
+    parts = []
+    for key, value in query.items():
+        if key == "limit" and not value.isdigit():
+            continue
+        k = quote(key.encode("utf-8", "surrogateescape"), safe="")
+        parts.append(f"{k}={quote(value.encode('utf-8', 'surrogateescape'), safe='')}" if value != "" else k)
+    return "&".join(parts)

@@ -65,7 +65,8 @@ async def read_listing(
     ring = getattr(app.rings, ring_name)
     part, nodes = ring.get_nodes(account, container)
     # HEAD passes the query too: ?format= picks the Content-Type (test_container test_GET_HEAD_content_type)
-    qs = f"?{request.query_string}" if request.query_string else ""
+    forwarded = constraints.listing_query(request.query) if request.query_string else ""
+    qs = f"?{forwarded}" if forwarded else ""
 
     def path_for(node: RingDevice) -> str:
         return backend_path(node, part, account, container) + qs

@@ -110,7 +110,8 @@ async def handle_object(app: ProxyApp, request: Request, account: str, container
         for name in READ_PASS:
             value = request.headers.get(name)
             if value is not None:
-                headers[name] = value
+                # Swift tolerates linear whitespace inside a Range header
+                headers[name] = "".join(value.split()) if name == "range" else value
         newest = (request.headers.get("x-newest") or "").lower() in ("true", "1", "yes", "on")
         if r == 1 and not newest:
             return await read_one(app.backend, app.node_iter(ring, part, nodes), len(nodes), method, path_for, headers)

@@ -103,6 +103,8 @@ class ProxyLogging:
         response = await self.app(request)
         response.headers.set("x-trans-id", tid)
         response.headers.set("x-openstack-request-id", tid)
+        if (request.headers.get("connection") or "").lower() == "keep-alive" and "connection" not in response.headers:
+            response.headers.set("connection", "keep-alive")  # echoed, as Swift's eventlet server does
         elapsed = time.perf_counter() - start
         self.metrics.requests.labels(request.method, str(response.status)).inc()
         self.metrics.latency.labels(request.method).observe(elapsed)

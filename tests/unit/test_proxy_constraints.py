@@ -76,5 +76,9 @@ def test_delete_at() -> None:
 
 def test_listing_limit() -> None:
     assert c.check_listing_limit({"limit": "10001"}, 10000) == (412, "Maximum limit is 10000")
-    assert c.check_listing_limit({"limit": "-1"}, 10000)[0] == 412
     assert c.check_listing_limit({"limit": "10"}, 10000) is None
+    # Swift ignores a limit that is not all digits (the default applies)
+    assert c.check_listing_limit({"limit": "-1"}, 10000) is None
+    assert c.check_listing_limit({"limit": "5000.0"}, 10000) is None
+    assert c.listing_query({"limit": "5000.0", "prefix": "a b/\u00e9", "reverse": ""}) == "prefix=a%20b%2F%C3%A9&reverse"
+    assert c.listing_query({"limit": "7", "format": "json"}) == "limit=7&format=json"
