@@ -92,6 +92,7 @@ class _Connection:
         self.idle_timeout = idle_timeout
         self.server_header = server_name.encode()
         self.client: tuple[str, int] = ("", 0)
+        self._line_done = False  # the current request line has been seen whole
         sock = getattr(stream, "socket", None)
         if sock is not None:
             try:
@@ -108,9 +109,23 @@ class _Connection:
                     await self._send(h11.InformationalResponse(status_code=100, headers=[]))
                 with trio.fail_after(timeout):
                     data = await self.stream.receive_some(MAX_RECV)
+                if not self._line_done and self.conn.their_state is h11.IDLE:
+                    data = self._quote_request_line(data)
                 self.conn.receive_data(data)
                 continue
             return event
+
+    def _quote_request_line(self, data: bytes) -> bytes:
+        """Percent-encode raw non-ASCII bytes of the request line (h11 refuses
+        them; Swift's clients may send raw UTF-8 paths). ``Request.path`` is
+        percent-decoded, so handlers see the same name either way."""
+        end = data.find(b"\r\n")
+        head, tail = (data, b"") if end < 0 else (data[:end], data[end:])
+        if end >= 0:
+            self._line_done = True
+        if head.isascii():
+            return data
+        return b"".join(b"%%%02X" % c if c >= 0x80 else bytes((c,)) for c in head) + tail
 
     async def _send(self, event: h11.Event) -> None:
         data = self.conn.send(event)
@@ -150,6 +165,7 @@ class _Connection:
                     return
                 try:
                     self.conn.start_next_cycle()
+                    self._line_done = False
                 except h11.LocalProtocolError:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
