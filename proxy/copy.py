@@ -161,10 +161,13 @@ class ServerSideCopy:
             if name.startswith(META_PREFIXES) or name == "content-type":
                 get_headers.pop(name)
         get_headers.set("x-newest", "true")
+        source_query = "multipart-manifest=get&format=raw" if manifest_get else ""
+        part = request.query.get("part-number")
+        if part is not None and not manifest_get:  # applies to the source (test_slo test_slo_copy_part_number)
+            source_query = f"part-number={quote(part)}"
         source = await self.app(
             subrequest(
-                request, "GET", f"/v1/{src_account}/{src_container}/{src_obj}", get_headers, b"",
-                "multipart-manifest=get&format=raw" if manifest_get else "",
+                request, "GET", f"/v1/{src_account}/{src_container}/{src_obj}", get_headers, b"", source_query,
             )
         )
         if source.status >= 300:

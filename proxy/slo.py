@@ -185,9 +185,20 @@ class StaticLargeObject:
         return subrequest(request, method, request.path, headers)
 
     async def _slo_response(self, request: Request, account: str, resp: Response) -> Response:
+        part = request.query.get("part-number")
+        if part is not None and not (part.isdigit() and int(part) > 0):
+            await discard(resp)
+            if request.method == "HEAD":
+                return Response(400, {"content-length": "0"}, b"")
+            return Response.text(400, "Part number must be an integer greater than 0")
+        if part is not None and request.method == "HEAD":
+            await discard(resp)  # the segment sizes are in the manifest body
+            resp = await self.app(self._plain(request, "GET"))
+            if not _is_slo(resp):
+                return resp
         h = resp.headers
         stored: list[dict[str, Any]] | None = None
-        meta = _slo_meta(h) if request.method == "HEAD" else None
+        meta = _slo_meta(h) if request.method == "HEAD" and part is None else None
         if meta is not None:
             etag, size = meta
             await discard(resp)
@@ -212,6 +223,8 @@ class StaticLargeObject:
         if cond == 412:
             return Response.text(412, headers=headers)
         headers.set("content-length", str(size))
+        if part is not None and stored is not None:
+            return await self._part_response(request, account, headers, stored, int(part), size)
         if request.method == "HEAD":
             return Response(200, headers, b"")
         assert stored is not None
@@ -220,6 +233,32 @@ class StaticLargeObject:
         except SegmentError as exc:
             return Response.text(409, str(exc))
         return await self.serve_pieces(request, account, headers, pieces, size)
+
+    async def _part_response(
+        self, request: Request, account: str, headers: _Headers, stored: list[dict[str, Any]], part: int, size: int
+    ) -> Response:
+        """``?part-number=N``: segment N (1-based) of the manifest as a 206 of
+        the whole object's bytes; 416 past the last (test_slo *part_number*)."""
+        lengths = [core.segment_length(s) for s in stored]
+        headers.set("x-parts-count", str(len(lengths)))
+        if part > len(lengths):
+            headers.set("content-range", f"bytes */{size}")
+            if request.method == "HEAD":
+                headers.set("content-length", "0")
+                return Response(416, headers, b"")
+            headers.pop("content-length")
+            return Response.text(416, "The requested part number is not satisfiable", headers=headers)
+        first = sum(lengths[: part - 1])
+        last = first + lengths[part - 1] - 1
+        headers.set("content-range", f"bytes {first}-{last}/{size}")
+        headers.set("content-length", str(last - first + 1))
+        if request.method == "HEAD":
+            return Response(206, headers, b"")
+        try:
+            pieces = await self._expand(request, account, stored, 0)
+        except SegmentError as exc:
+            return Response.text(409, str(exc))
+        return await self._stream_response(request, account, 206, headers, [core.slice_pieces(pieces, first, last)])
 
     async def serve_pieces(
         self, request: Request, account: str, headers: _Headers, pieces: list[core.Piece], size: int

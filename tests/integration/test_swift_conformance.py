@@ -200,3 +200,21 @@ def test_if_match_with_old_if_unmodified_since_is_412(tester, container):
     assert status == 412
     status, _, _ = tester.req("GET", f"/{container}/c", {"If-Match": headers["etag"]})
     assert status == 200
+
+
+def test_slo_part_number(tester, container):
+    """test_slo *part_number*: one segment as a 206 of the whole; 400; 416; COPY of a part."""
+    for name in "abc":
+        assert tester.req("PUT", f"/{container}/{name}", body=name.encode() * 5)[0] == 201
+    manifest = json.dumps([{"path": f"/{container}/{n}"} for n in "abc"]).encode()
+    assert tester.req("PUT", f"/{container}/m?multipart-manifest=put", body=manifest)[0] == 201
+    status, headers, body = tester.req("GET", f"/{container}/m?part-number=2")
+    assert (status, body, headers["content-range"], headers["x-parts-count"]) == (206, b"bbbbb", "bytes 5-9/15", "3")
+    status, headers, _ = tester.req("HEAD", f"/{container}/m?part-number=3")
+    assert (status, headers["content-length"], headers["content-range"]) == (206, "5", "bytes 10-14/15")
+    status, _, body = tester.req("GET", f"/{container}/m?part-number=0")
+    assert (status, body) == (400, b"Part number must be an integer greater than 0")
+    status, headers, body = tester.req("GET", f"/{container}/m?part-number=4")
+    assert (status, headers["content-range"], body) == (416, "bytes */15", b"The requested part number is not satisfiable")
+    assert tester.req("COPY", f"/{container}/m?part-number=1", {"Destination": f"{container}/copy"})[0] == 201
+    assert tester.req("GET", f"/{container}/copy")[2] == b"aaaaa"
