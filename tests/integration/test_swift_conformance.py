@@ -218,3 +218,14 @@ def test_slo_part_number(tester, container):
     assert (status, headers["content-range"], body) == (416, "bytes */15", b"The requested part number is not satisfiable")
     assert tester.req("COPY", f"/{container}/m?part-number=1", {"Destination": f"{container}/copy"})[0] == 201
     assert tester.req("GET", f"/{container}/copy")[2] == b"aaaaa"
+
+
+def test_dlo_multiple_ranges_served_whole(tester, container):
+    """test_dlo test_get_multiple_ranges: a multi-range GET of a DLO is 200, all bytes."""
+    for letter in "ab":
+        assert tester.req("PUT", f"/{container}/seg/{letter}", body=letter.encode() * 10)[0] == 201
+    assert tester.req("PUT", f"/{container}/dlo", {"X-Object-Manifest": f"{container}/seg/"})[0] == 201
+    status, _, body = tester.req("GET", f"/{container}/dlo", {"Range": "bytes=0-4,10-14"})
+    assert (status, body) == (200, b"a" * 10 + b"b" * 10)
+    status, _, body = tester.req("GET", f"/{container}/dlo", {"Range": "bytes=8-11"})
+    assert (status, body) == (206, b"aabb")
