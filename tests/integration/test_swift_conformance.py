@@ -229,3 +229,19 @@ def test_dlo_multiple_ranges_served_whole(tester, container):
     assert (status, body) == (200, b"a" * 10 + b"b" * 10)
     status, _, body = tester.req("GET", f"/{container}/dlo", {"Range": "bytes=8-11"})
     assert (status, body) == (206, b"aabb")
+
+
+def test_listing_path_query(tester, container):
+    """tests.py TestContainerPaths: ?path= lists one directory level, markers as objects."""
+    for name in ("file1", "dir1/", "dir1/file2", "dir1/sub/", "dir1/sub/f", "dir2/"):
+        assert tester.req("PUT", f"/{container}/{name}", body=b"x")[0] == 201
+
+    def listing(path: str, reverse: str = "") -> list[str]:
+        status, _, body = tester.req("GET", f"/{container}?format=json&path={path}&reverse={reverse}")
+        assert status == 200
+        return [row["name"] for row in json.loads(body)]
+
+    assert listing("") == ["dir1/", "dir2/", "file1"]
+    assert listing("dir1") == listing("dir1/") == ["dir1/file2", "dir1/sub/"]
+    assert listing("dir1", "on") == ["dir1/sub/", "dir1/file2"]
+    assert listing("dir1/sub") == ["dir1/sub/f"]
