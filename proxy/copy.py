@@ -63,10 +63,19 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
 
 
+def header_text(value: str) -> str:
+    """Header values arrive as latin-1 text of the raw bytes (as WSGI's); a
+    raw UTF-8 name is UTF-8 underneath (tests.py TestFileUTF8.testCopyFromHeader)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def parse_path_header(value: str, header: str) -> tuple[str, str]:
     """``c/o`` or ``/c/o`` (percent-encoded allowed) -> (container, object);
     ValueError with Swift's 412 text otherwise."""
-    text = unquote(value)
+    text = unquote(header_text(value))
     if not text.startswith("/"):
         text = "/" + text
     _, container, obj = (text.split("/", 2) + ["", ""])[:3]
@@ -122,7 +131,7 @@ class ServerSideCopy:
         headers = request.headers.copy()
         dest_account = account
         if "destination-account" in request.headers:
-            dest_account = unquote(request.headers["destination-account"])
+            dest_account = unquote(header_text(request.headers["destination-account"]))
             if not dest_account or "/" in dest_account:
                 return Response.text(412, "Account name cannot contain slashes")
             headers.set("x-copy-from-account", quote(account))
@@ -145,7 +154,7 @@ class ServerSideCopy:
             return Response.text(400, "Copy requests require a zero byte body")
         src_account = account
         if request.headers.get("x-copy-from-account"):
-            src_account = unquote(request.headers["x-copy-from-account"])
+            src_account = unquote(header_text(request.headers["x-copy-from-account"]))
             if not src_account or "/" in src_account:
                 return Response.text(412, "Account name cannot contain slashes")
         try:

@@ -245,3 +245,12 @@ def test_listing_path_query(tester, container):
     assert listing("dir1") == listing("dir1/") == ["dir1/file2", "dir1/sub/"]
     assert listing("dir1", "on") == ["dir1/sub/", "dir1/file2"]
     assert listing("dir1/sub") == ["dir1/sub/f"]
+
+
+def test_copy_from_raw_utf8_header(tester, container):
+    """tests.py TestFileUTF8.testCopyFromHeader: X-Copy-From / Destination as raw UTF-8 bytes."""
+    assert tester.req("PUT", f"/{container}/%E2%98%83", body=b"snow")[0] == 201
+    assert tester.req("PUT", f"/{container}/copied", {"X-Copy-From": f"{container}/\u2603"})[0] == 201
+    assert tester.req("GET", f"/{container}/copied")[2] == b"snow"
+    assert tester.req("COPY", f"/{container}/%E2%98%83", {"Destination": f"{container}/\u00fc"})[0] == 201
+    assert tester.req("GET", f"/{container}/%C3%BC")[2] == b"snow"
