@@ -254,3 +254,11 @@ def test_copy_from_raw_utf8_header(tester, container):
     assert tester.req("GET", f"/{container}/copied")[2] == b"snow"
     assert tester.req("COPY", f"/{container}/%E2%98%83", {"Destination": f"{container}/\u00fc"})[0] == 201
     assert tester.req("GET", f"/{container}/%C3%BC")[2] == b"snow"
+
+
+def test_marker_with_nul(tester, container):
+    """tests.py TestAccountSorting.testAccountContainerListSortingByMarkersInclusive."""
+    for name in ("a", "b", "c"):
+        assert tester.req("PUT", f"/{container}/{name}", body=b"x")[0] == 201
+    status, _, body = tester.req("GET", f"/{container}?reverse=on&marker=b%00&end_marker=a")
+    assert (status, body) == (200, b"b\n")
