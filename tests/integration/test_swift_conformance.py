@@ -262,3 +262,12 @@ def test_marker_with_nul(tester, container):
         assert tester.req("PUT", f"/{container}/{name}", body=b"x")[0] == 201
     status, _, body = tester.req("GET", f"/{container}?reverse=on&marker=b%00&end_marker=a")
     assert (status, body) == (200, b"b\n")
+
+
+def test_versioning_headers_refused(tester, container):
+    """No object versioning: X-Versions-Location / X-History-Location are 412, as
+    Swift with versioned writes disabled (test_versioned_writes then skips)."""
+    status, _, body = tester.req("PUT", f"/conf-{uuid.uuid4().hex[:8]}", {"X-Versions-Location": "v"})
+    assert (status, body) == (412, b"Versioned Writes is disabled")
+    assert tester.req("POST", f"/{container}", {"X-History-Location": "v"})[0] == 412
+    assert "x-history-location" not in tester.req("HEAD", f"/{container}")[1]
