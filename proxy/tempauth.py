@@ -33,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from common.http import Request, Response
 from proxy import _tempauth_core as core
@@ -133,7 +134,9 @@ def _clean_acl_headers(request: Request) -> Response | None:
 
 
 def _unauthorized(realm: str) -> Response:
-    return Response.text(401, headers={"www-authenticate": f'Swift realm="{realm}"'})
+    # quoted as Swift does: the account comes from the path and may hold '"' or a
+    # newline (tests.py TestAccount.testQuotedWWWAuthenticateHeader)
+    return Response.text(401, headers={"www-authenticate": f'Swift realm="{quote(realm)}"'})
 
 
 class TempAuth:

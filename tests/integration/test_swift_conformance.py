@@ -271,3 +271,20 @@ def test_versioning_headers_refused(tester, container):
     assert (status, body) == (412, b"Versioned Writes is disabled")
     assert tester.req("POST", f"/{container}", {"X-History-Location": "v"})[0] == 412
     assert "x-history-location" not in tester.req("HEAD", f"/{container}")[1]
+
+
+def test_www_authenticate_realm_is_quoted(cluster):
+    """tests.py TestAccount.testQuotedWWWAuthenticateHeader: no header injection
+    through the account name, and a 401 rather than a dropped connection."""
+    from urllib.parse import quote
+
+    hax = 'AUTH_haxx"\nContent-Length: 5\n\n<b>hi'
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.proxy_port, timeout=30)
+    try:
+        conn.request("GET", "/v1/" + quote(hax))
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 401
+    assert resp.getheader("www-authenticate") == f'Swift realm="{quote(hax)}"'
