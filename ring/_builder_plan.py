@@ -360,9 +360,16 @@ def make_plan(topo: Topology, replicas: int, parts: int, overload: float,
     assert counts is not None
     if current is not None and current.any():
         bound = _worst_error(topo, counts, target[3] * parts) * (1 + 1e-9) + 1e-12
+        plain_moves = int(np.maximum(current - counts, 0).sum())
         for sticky_from in (0, 3):  # every tier, else drives within hosts only
             sticky = _top_down(topo, target, parts, replicas, current, bound, sticky_from)
-            if sticky is not None and _worst_error(topo, sticky, target[3] * parts) <= bound:
+            # Sticky rounding is greedy per tier: keep it only when it really
+            # leaves more in place than plain rounding (invariant 8).
+            if (
+                sticky is not None
+                and _worst_error(topo, sticky, target[3] * parts) <= bound
+                and int(np.maximum(current - sticky, 0).sum()) <= plain_moves
+            ):
                 counts = sticky
                 break
     return Plan(tuple(target), cap, counts, required)
