@@ -124,8 +124,8 @@ async def handle_container(app: ProxyApp, request: Request, account: str, contai
         if problem is not None:
             return Response.text(*problem)
     if method in ("PUT", "POST") and any(
-        h in request.headers for h in ("x-versions-location", "x-history-location")
-    ):  # no object versioning yet: refuse, as Swift's versioned_writes when disabled (its tests then skip)
+        (request.headers.get(h) or "").strip() for h in ("x-versions-location", "x-history-location")
+    ):  # an empty value (removal) is fine; no object versioning yet: refuse, as Swift's versioned_writes when disabled (its tests then skip)
         return Response.text(412, "Versioned Writes is disabled")
     policy = request.headers.get("x-storage-policy")
     if method == "PUT" and policy and policy.strip().lower() != POLICY_NAME.lower():

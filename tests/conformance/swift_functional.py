@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (tests / "test" / "functional" / "__init__.py").exists():
         ap.error(f"{tests} has no test/functional/__init__.py (unpack Swift's test/ package there)")
     results: dict[str, dict[str, object]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops the cluster
     with tempfile.TemporaryDirectory(prefix="swift-functional-") as tmp:
         work = args.keep.resolve() if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

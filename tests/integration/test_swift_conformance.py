@@ -271,6 +271,7 @@ def test_versioning_headers_refused(tester, container):
     assert (status, body) == (412, b"Versioned Writes is disabled")
     assert tester.req("POST", f"/{container}", {"X-History-Location": "v"})[0] == 412
     assert "x-history-location" not in tester.req("HEAD", f"/{container}")[1]
+    assert tester.req("POST", f"/{container}", {"X-Versions-Location": ""})[0] == 204  # removal: fine
 
 
 def test_www_authenticate_realm_is_quoted(cluster):
