@@ -61,7 +61,7 @@ class StorageSettings:
     index_map_size: int = 8 << 30
     auditor_bytes_per_second: float = 0.0  # 0: no auditor task in the server
     auditor_interval: float = 3600.0
-    max_object_size: int = 5 << 30
+    max_object_size: int = (5 << 30) + 2  # Swift's MAX_FILE_SIZE, as the proxy's max_file_size (tests.py testFileSizeLimit)
     reserve_bytes: int = 16 << 20  # PUTs get 507 below this much free space; deletes and POSTs still work
     index_root: str = ""  # LMDB at <index_root>/<drive>/ instead of <drive>/ (in-memory drive layer)
 

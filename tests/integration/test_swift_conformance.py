@@ -289,3 +289,25 @@ def test_www_authenticate_realm_is_quoted(cluster):
         conn.close()
     assert resp.status == 401
     assert resp.getheader("www-authenticate") == f'Swift realm="{quote(hax)}"'
+
+
+def test_file_size_limit_is_swifts(tester, container):
+    """tests.py TestFile.testFileSizeLimit: max_file_size (5 GiB + 2) itself is
+    accepted (the server waits for the body), one byte more is 413 at once."""
+    import socket
+
+    def first_bytes(length: int, wait: float) -> bytes:
+        sock = socket.create_connection(("127.0.0.1", tester.port), timeout=wait)
+        try:
+            sock.sendall((f"PUT /v1/{tester.account}/{container}/big HTTP/1.1\r\nHost: x\r\n"
+                          f"X-Auth-Token: {tester.token}\r\nContent-Length: {length}\r\n\r\n").encode())
+            try:
+                return sock.recv(64)
+            except TimeoutError:
+                return b""
+        finally:
+            sock.close()
+
+    limit = 5368709122
+    assert first_bytes(limit + 1, 10).startswith(b"HTTP/1.1 413")
+    assert first_bytes(limit, 1.0) == b""
