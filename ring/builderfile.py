@@ -28,17 +28,14 @@ Contract:
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import struct
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
-import blake3
 import numpy as np
 
+from ring._framed import atomic_write, frame, unframe
 from ring.builder import RebalanceReport, RingBuilder
 from ring.inventory import Inventory, InventoryError
 from ring.ringfile import RingData, RingDevice
@@ -46,8 +43,6 @@ from ring.ringfile import RingData, RingDevice
 MAGIC = b"RSTKBLDR"
 FORMAT_VERSION = 1
 RING_NAMES = ("object", "container", "account")
-_HEADER = struct.Struct("<8sHHI")
-_CHECKSUM_LEN = 32
 _NAME_RE = re.compile(r"^(account|container|object(-[0-9]+)?)$")
 
 
@@ -138,33 +133,13 @@ class ClusterBuilder:
                 spec["offset"] = offset
                 offset += arrays[spec.pop("index")].nbytes
                 offset += -offset % 8
-        meta = json.dumps({"inventory": self.inventory.to_dict(), "rings": rings_meta},
-                          separators=(",", ":"), sort_keys=True).encode()
-        head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta)) + meta
-        head += b"\0" * (-len(head) % 8)
-        parts = [head]
-        for arr in arrays:
-            raw = arr.tobytes()
-            parts.append(raw + b"\0" * (-len(raw) % 8))
-        body = b"".join(parts)
-        return body + blake3.blake3(body).digest()
+        meta = {"inventory": self.inventory.to_dict(), "rings": rings_meta}
+        return frame(MAGIC, FORMAT_VERSION, meta, [a.tobytes() for a in arrays])
 
     @classmethod
     def from_bytes(cls, blob: bytes, name: str = "builder file") -> ClusterBuilder:
-        if len(blob) < _HEADER.size + _CHECKSUM_LEN:
-            raise BuilderFileError(f"{name}: too short to be a builder file")
-        magic, version, _res, meta_len = _HEADER.unpack_from(blob)
-        if magic != MAGIC:
-            raise BuilderFileError(f"{name}: not a ringstack builder file (bad magic)")
-        if version != FORMAT_VERSION:
-            raise BuilderFileError(f"{name}: unsupported format version {version}")
-        body, digest = blob[:-_CHECKSUM_LEN], blob[-_CHECKSUM_LEN:]
-        if blake3.blake3(body).digest() != digest:
-            raise BuilderFileError(f"{name}: checksum mismatch (corrupt or torn file)")
+        meta, body, data_start = unframe(blob, MAGIC, FORMAT_VERSION, BuilderFileError, name, "builder file")
         try:
-            meta = json.loads(blob[_HEADER.size:_HEADER.size + meta_len])
-            data_start = _HEADER.size + meta_len
-            data_start += -data_start % 8
             inventory = Inventory.from_dict(meta["inventory"])
             rings: dict[str, RingBuilder] = {}
             for rname, entry in meta["rings"].items():
@@ -189,28 +164,7 @@ class ClusterBuilder:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Atomically replace ``path`` with this builder (see module docstring)."""
-        blob = self.to_bytes()
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ClusterBuilder:

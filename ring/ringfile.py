@@ -29,22 +29,18 @@ Contract:
 
 from __future__ import annotations
 
-import json
 import os
-import struct
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-import blake3
 import numpy as np
 import numpy.typing as npt
+
+from ring._framed import CHECKSUM_LEN, atomic_write, frame, unframe
 
 MAGIC = b"RSTKRING"
 FORMAT_VERSION = 1
 MAX_PART_POWER = 32
-_HEADER = struct.Struct("<8sHHI")
-_CHECKSUM_LEN = 32
 NO_DEVICE = -1
 
 
@@ -158,58 +154,21 @@ def _encode(data: RingData) -> bytes:
         "dtype": "<i4",
         "devices": [None if d is None else d.to_json() for d in data.devices],
     }
-    meta_bytes = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
-    head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta_bytes)) + meta_bytes
-    head += b"\0" * (-len(head) % 8)
-    body = head + table.tobytes()
-    return body + blake3.blake3(body).digest()
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return frame(MAGIC, FORMAT_VERSION, meta, [table.tobytes()])
 
 
 def write_ring(path: str | os.PathLike[str], data: RingData) -> bytes:
     """Atomically write ``data`` to ``path``; return the file's checksum."""
     blob = _encode(data)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # servers of other users read rings
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
-    return blob[-_CHECKSUM_LEN:]
+    atomic_write(path, blob)
+    return blob[-CHECKSUM_LEN:]
 
 
 def decode_ring(blob: bytes, name: str = "ring file") -> tuple[RingData, bytes]:
     """Parse a ring file's bytes; return the ring and its checksum."""
-    if len(blob) < _HEADER.size + _CHECKSUM_LEN:
-        raise RingFileError(f"{name}: too short to be a ring file ({len(blob)} bytes)")
-    magic, version, _reserved, meta_len = _HEADER.unpack_from(blob)
-    if magic != MAGIC:
-        raise RingFileError(f"{name}: not a ringstack ring file (bad magic)")
-    if version != FORMAT_VERSION:
-        raise RingFileError(f"{name}: unsupported ring format version {version} (this build reads {FORMAT_VERSION})")
-    body, checksum = blob[:-_CHECKSUM_LEN], blob[-_CHECKSUM_LEN:]
-    if blake3.blake3(body).digest() != checksum:
-        raise RingFileError(f"{name}: checksum mismatch (file is corrupt or truncated)")
+    meta, body, start = unframe(blob, MAGIC, FORMAT_VERSION, RingFileError, name, "ring file")
+    checksum = blob[-CHECKSUM_LEN:]
     try:
-        meta = json.loads(body[_HEADER.size : _HEADER.size + meta_len])
         part_power = int(meta["part_power"])
         replicas = int(meta["replicas"])
         devices = tuple(None if d is None else RingDevice.from_json(d) for d in meta["devices"])
@@ -219,10 +178,8 @@ def decode_ring(blob: bytes, name: str = "ring file") -> tuple[RingData, bytes]:
         raise RingFileError(f"{name}: bad metadata ({exc})") from None
     if not 0 <= part_power <= MAX_PART_POWER or replicas < 1:
         raise RingFileError(f"{name}: bad metadata (part_power {part_power}, replicas {replicas})")
-    start = _HEADER.size + meta_len
-    start += -start % 8
     count = replicas << part_power
-    if len(body) - start != count * dtype.itemsize:
+    if not 0 <= len(body) - start - count * dtype.itemsize < 8:  # the table, padded to 8
         raise RingFileError(f"{name}: replica table has {len(body) - start} bytes, expected {count * dtype.itemsize}")
     table = np.frombuffer(body, dtype=dtype, count=count, offset=start).astype(np.int32)
     data = RingData(part_power, replicas, table.reshape(replicas, 1 << part_power), devices, created_at)
