@@ -40,8 +40,8 @@ def _node(text: str) -> tuple[str, int]:
 def load_setup(args: argparse.Namespace) -> tuple[Any, dict[str, Path], tuple[str, int], Any]:
     """(ring, drives, node, settings) from the command line and config."""
     from common.config import ConfigError
-    from replicator.object_core import local_node
     from replicator.object_replicator import ReplicatorSettings
+    from replicator.peers import local_node
     from ring.lookup import Ring
     from ring.ringfile import RingFileError
     from storage_node.cli import _load

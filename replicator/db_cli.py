@@ -45,7 +45,7 @@ def _ring(config: Any, name: str) -> Any:
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, dict[str, Path], Any, tuple[str, int]]:
-    from replicator.db_core import local_node
+    from replicator.peers import local_node
     from storage_node.cli import _load
 
     config, drives, _ = _load(args)

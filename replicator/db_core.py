@@ -33,36 +33,16 @@ in memory. A non-2xx reply ends the generator with ``ok=False``.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
+
+from replicator.peers import DeviceLike, Peer
 
 LOCAL: Literal["local"] = "local"
 REMOTE: Literal["remote"] = "remote"
 Side = Literal["local", "remote"]
 BATCH_ROWS = 1000
-
-
-class DeviceLike(Protocol):
-    @property
-    def address(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def device(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A drive on some node, as the replicator addresses it."""
-
-    address: str
-    port: int
-    device: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.address}:{self.port}/{self.device}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +59,6 @@ def db_role(drive: str, node: tuple[str, int], primaries: Sequence[DeviceLike]) 
     if me in everyone:
         return DbRole(True, tuple(p for p in everyone if p != me))
     return DbRole(False, tuple(everyone))
-
-
-def local_node(devices: Iterable[DeviceLike | None], drives: Iterable[str]) -> tuple[str, int]:
-    """The node (address, port) whose ring devices carry these drive names;
-    ``ValueError`` when none or several match (pass ``--node HOST:PORT``)."""
-    names = set(drives)
-    nodes = {(d.address, d.port) for d in devices if d is not None and d.device in names}
-    if len(nodes) != 1:
-        found = ", ".join(f"{a}:{p}" for a, p in sorted(nodes)) or "none"
-        raise ValueError(f"drives {sorted(names)} match nodes in the ring: {found}; pass --node HOST:PORT")
-    return nodes.pop()
 
 
 def in_sync(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:

@@ -38,7 +38,8 @@ from common.http import HTTPClient, quote_path
 from common.log import get_logger, log_event
 from replicator import db_core
 from replicator._daemon import DaemonSettings
-from replicator.db_core import LOCAL, Call, PairResult, Peer, Reply
+from replicator.db_core import LOCAL, Call, PairResult, Reply
+from replicator.peers import Peer
 
 
 def db_partitions(drive_root: Path, kind: str) -> list[int]:

@@ -35,43 +35,16 @@ Rules (DESIGN invariants 1 and 3; FAULTS.md 1, 4, 9, 10):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from replicator.peers import DeviceLike, Peer
 
 RING_VERSION_HEADER = "X-Backend-Ring-Version"
 SUFFIXES_PER_REQUEST = 256  # 4 bytes each in the URL: about 1 KiB of path
 
 Hashes = Mapping[str, str]
-
-
-class DeviceLike(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def device(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A drive on some node, as the replicator addresses it."""
-
-    address: str
-    port: int
-    device: str
-    dev_id: int = -1
-
-    @property
-    def label(self) -> str:
-        return f"{self.address}:{self.port}/{self.device}"
-
-    @classmethod
-    def of(cls, dev: DeviceLike) -> Peer:
-        return cls(dev.address, dev.port, dev.device, dev.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +66,6 @@ def classify(partition: int, drive: str, node: tuple[str, int], primaries: Seque
         peers = tuple(Peer.of(d) for d in primaries if d not in mine)
         return PartRole(partition, drive, True, peers)
     return PartRole(partition, drive, False, tuple(Peer.of(d) for d in primaries))
-
-
-def local_node(devices: Iterable[DeviceLike | None], drives: Iterable[str]) -> tuple[str, int]:
-    """The node (address, port) whose ring devices carry these drive names.
-
-    Raises ``ValueError`` when no device matches or the names are ambiguous
-    (e.g. ``sdb`` on every host): pass ``--node HOST:PORT`` then."""
-    names = set(drives)
-    nodes = {(d.address, d.port) for d in devices if d is not None and d.device in names}
-    if len(nodes) != 1:
-        found = ", ".join(f"{a}:{p}" for a, p in sorted(nodes)) or "none"
-        raise ValueError(f"drives {sorted(names)} match nodes in the ring: {found}; pass --node HOST:PORT")
-    return nodes.pop()
 
 
 def suffixes_to_push(local: Hashes, remote: Hashes) -> list[str]:

@@ -42,7 +42,6 @@ from common.log import get_logger, log_event
 from replicator.object_core import (
     RING_VERSION_HEADER,
     PassStats,
-    Peer,
     Throttle,
     batches,
     can_drop,
@@ -52,6 +51,7 @@ from replicator.object_core import (
     suffix_path,
     suffixes_to_push,
 )
+from replicator.peers import Peer
 
 STATS_FILE = "replication.json"
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.timestamp import Timestamp
-from replicator import db_core
+from replicator import db_core, peers
 from replicator.db_core import LOCAL, Call, Reply
 from storage_node.listing_db import DbRef, ListingDbs, NotFound
 from storage_node.rows_core import (
@@ -199,4 +199,4 @@ def test_role_and_local_node() -> None:
     assert role.primary and [p.device for p in role.peers] == ["d0", "d2"]
     role = db_core.db_role("d3", ("127.0.0.1", 6003), devs[:3])
     assert not role.primary and len(role.peers) == 3
-    assert db_core.local_node(devs, ["d2"]) == ("127.0.0.1", 6002)
+    assert peers.local_node(devs, ["d2"]) == ("127.0.0.1", 6002)

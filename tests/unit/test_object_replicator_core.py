@@ -10,18 +10,17 @@ from hypothesis import strategies as st
 
 from replicator.object_core import (
     PassStats,
-    Peer,
     Throttle,
     batches,
     can_drop,
     classify,
     confirmed,
     full_rehash_due,
-    local_node,
     parse_hashes,
     suffix_path,
     suffixes_to_push,
 )
+from replicator.peers import Peer, local_node
 
 
 @dataclass(frozen=True)
