@@ -48,18 +48,9 @@ def _format_checker() -> Any:
         import jsonschema
 
         checker = jsonschema.FormatChecker()
-        checker.checks("uuid")(_is_uuid_like)
+        checker.checks("uuid")(lambda value: not isinstance(value, str) or is_uuid(value))
         _CHECKER = checker
     return _CHECKER
-
-
-def _is_uuid_like(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        return str(uuidlib.UUID(value)).replace("-", "") == value.replace("-", "").lower()
-    except ValueError:
-        return False
 
 
 def normalize_uuid(value: str) -> str:
@@ -68,11 +59,14 @@ def normalize_uuid(value: str) -> str:
 
 
 def is_uuid(value: str) -> bool:
+    """Placement's (oslo's) ``is_uuid_like``: any form ``uuid.UUID`` reads
+    (dashes, braces, ``urn:uuid:``, any case) that names 32 hex digits."""
     try:
-        uuidlib.UUID(value)
-    except ValueError:
+        canonical = str(uuidlib.UUID(value)).replace("-", "")
+    except (ValueError, AttributeError, TypeError):
         return False
-    return len(value.replace("-", "")) == 32
+    stripped = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
+    return canonical == stripped
 
 
 @dataclass(slots=True)

@@ -125,10 +125,12 @@ def parse_required(values: list[str], version: Version) -> TraitFilter:
     return TraitFilter(all_of, any_of, frozenset(forbidden))
 
 
-def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
-    """All ``member_of`` values of the request (in order)."""
+def parse_member_of(values: list[str], version: Version, suffix: str = "") -> AggregateFilter:
+    """All ``member_of<suffix>`` values of the request (in order); Placement's
+    ``util.normalize_member_of_qs_params``, shared by the provider list and
+    allocation candidates (granular groups pass their suffix)."""
     if len(values) > 1 and not version.at_least(24):
-        raise bad_request("Multiple member_of parameters are not supported")
+        raise bad_request(f"Multiple member_of{suffix} parameters are not supported")
     groups: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
@@ -154,7 +156,7 @@ def parse_member_of(values: list[str], version: Version) -> AggregateFilter:
             groups.append(frozenset(normalize_uuid(a) for a in required))
         if negated:
             if not version.at_least(32):
-                raise bad_request("Forbidden member_of parameters are not supported in the "
+                raise bad_request(f"Forbidden member_of{suffix} parameters are not supported in the "
                                   "specified microversion")
             forbidden |= {normalize_uuid(a) for a in negated}
     return AggregateFilter(tuple(groups), frozenset(forbidden))

@@ -22,7 +22,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ._api_common import Reply, validate
+from . import _api_query
+from ._api_common import Reply, is_uuid, normalize_uuid, validate
 from ._cand_cache import arrays_for
 from ._cand_render import render
 from ._store_records import (
@@ -33,6 +34,7 @@ from ._store_records import (
     bad_request,
 )
 from .candidates import CandidateQuery, RequestGroup, find_candidates
+from .microversion import Version
 
 RANDOMIZE = os.environ.get("RINGSTACK_PLACEMENT_RANDOMIZE", "") not in ("", "0")
 GROUP_PAT, GROUP_PAT_1_33 = r"[1-9][0-9]*", r"[a-zA-Z0-9_-]{1,64}"
@@ -76,20 +78,6 @@ def schema_for(version: tuple[int, int]) -> dict[str, Any]:
         if version >= v:
             return schema
     return S_1_10
-
-
-def _uuid_like(value: str) -> bool:
-    import uuid
-    try:
-        return str(uuid.UUID(value)).replace("-", "") == \
-            value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
-    except ValueError:
-        return False
-
-
-def _norm_uuid(value: str) -> str:
-    import uuid
-    return str(uuid.UUID(value))
 
 
 class Query:
@@ -160,38 +148,9 @@ def parse_traits(val: str, allow_forbidden: bool, allow_any: bool
 
 def parse_member_of(q: Query, suffix: str, version: tuple[int, int]
                     ) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
-    """util.normalize_member_of_qs_params."""
-    values = q.getall("member_of" + suffix)
-    if version < (1, 24) and len(values) > 1:
-        raise bad_request(f"Multiple member_of{suffix} parameters are not supported")
-    required: list[frozenset[str]] = []
-    forbidden: set[str] = set()
-    for value in values:
-        if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
-            raise bad_request("Multiple values for 'member_of' must be prefixed with the 'in:' "
-                              f"or '!in:' keyword using the valid microversion. Got: {value}")
-        req: set[str] = set()
-        forb: set[str] = set()
-        if value.startswith("!in:"):
-            forb = set(value[4:].split(","))
-        elif value.startswith("!"):
-            forb = {value[1:]}
-        elif value.startswith("in:"):
-            req = set(value[3:].split(","))
-        else:
-            req = {value}
-        for agg in req | forb:
-            if not _uuid_like(agg):
-                raise bad_request("Invalid query string parameters: Expected 'member_of' "
-                                  f"parameter to contain valid UUID(s). Got: {agg}")
-        if req:
-            required.append(frozenset(_norm_uuid(a) for a in req))
-        if forb:
-            if version < (1, 32):
-                raise bad_request(f"Forbidden member_of{suffix} parameters are not supported "
-                                  "in the specified microversion")
-            forbidden |= {_norm_uuid(a) for a in forb}
-    return tuple(required), frozenset(forbidden)
+    """util.normalize_member_of_qs_params (one implementation, in _api_query)."""
+    found = _api_query.parse_member_of(q.getall("member_of" + suffix), Version(*version), suffix)
+    return found.any_of, found.forbidden
 
 
 class _Group:
@@ -263,10 +222,10 @@ def parse_query(query_string: str, version: tuple[int, int]) -> CandidateQuery:
             g.member_of, g.forbidden_aggs = parse_member_of(q, suffix, version)
         else:
             ret = val.strip()
-            if not _uuid_like(ret):
+            if not is_uuid(ret):
                 raise bad_request("Invalid query string parameters: Expected 'in_tree' "
                                   f"parameter to be a format of uuid. Got: {val}")
-            g.in_tree = _norm_uuid(ret)
+            g.in_tree = normalize_uuid(ret)
     _check_groups(groups, same_subtrees, version)
     if not group_policy and sum(1 for s in groups if s) > 1:
         raise bad_request('The "group_policy" parameter is required when specifying more '
