@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 import h11
@@ -320,7 +320,7 @@ class HTTPClient:
         limit: int | None = None,
     ) -> ClientResponse:
         """Send a request and read the whole response body."""
-        with trio.fail_after(timeout) if timeout else _nullscope():
+        with trio.fail_after(timeout) if timeout else nullcontext():
             conn, status, hdrs = await self._start(method, host, port, path, headers, body)
             try:
                 data = await conn.read_body(limit)
@@ -344,7 +344,7 @@ class HTTPClient:
     ) -> AsyncIterator[StreamResponse]:
         """Send a request; yield the response with its body unread. Leaving
         the block before the body's end closes the connection."""
-        with trio.fail_after(timeout) if timeout else _nullscope():
+        with trio.fail_after(timeout) if timeout else nullcontext():
             conn, status, hdrs = await self._start(method, host, port, path, headers, body)
         try:
             yield StreamResponse(conn, status, hdrs)
@@ -358,11 +358,3 @@ class HTTPClient:
             for conn in conns:
                 await conn.aclose()
         self._idle.clear()
-
-
-class _nullscope:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
