@@ -74,13 +74,23 @@ async def handle(request: Request, ctx: Any) -> Response:
         return lh.text(exc.status, str(exc))
 
 
+def _utf8_header(value: str) -> str:
+    """Header values arrive as latin-1 text of the raw bytes; a Content-Type
+    given as raw UTF-8 is listed as that UTF-8 text, as Swift does
+    (tests.py TestFileUTF8.testSerialization)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 async def _object_row(request: Request, ctx: Any, drive: str, part: int, ref: DbRef,
                       name: str) -> Response:
     ts = lh.req_timestamp(request)
     check_name(name)
     if request.method == "PUT":
         row = ObjectRow(name, ts, lh.req_int(request, "x-size"),
-                        request.headers.get("x-content-type", "") or "",
+                        _utf8_header(request.headers.get("x-content-type", "") or ""),
                         request.headers.get("x-etag", "") or "")
     else:
         row = ObjectRow(name, ts, deleted=True)

@@ -311,3 +311,14 @@ def test_file_size_limit_is_swifts(tester, container):
     limit = 5368709122
     assert first_bytes(limit + 1, 10).startswith(b"HTTP/1.1 413")
     assert first_bytes(limit, 1.0) == b""
+
+
+def test_utf8_content_type_listed_as_utf8(tester, container):
+    """tests.py TestFileUTF8.testSerialization: a raw UTF-8 Content-Type reads
+    back byte for byte and is listed as that text."""
+    ctype = "text/\u2603\u00fc"
+    assert tester.req("PUT", f"/{container}/u", {"Content-Type": ctype}, b"x")[0] == 201
+    _, headers, _ = tester.req("HEAD", f"/{container}/u")
+    assert headers["content-type"].encode("latin-1").decode("utf-8") == ctype
+    _, _, body = tester.req("GET", f"/{container}?format=json")
+    assert [r["content_type"] for r in json.loads(body) if r["name"] == "u"] == [ctype]
