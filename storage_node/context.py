@@ -64,6 +64,7 @@ class StorageSettings:
     max_object_size: int = (5 << 30) + 2  # Swift's MAX_FILE_SIZE, as the proxy's max_file_size (tests.py testFileSizeLimit)
     reserve_bytes: int = 16 << 20  # PUTs get 507 below this much free space; deletes and POSTs still work
     index_root: str = ""  # LMDB at <index_root>/<drive>/ instead of <drive>/ (in-memory drive layer)
+    fault_injection: bool = False  # sentinel-file faults on the real drives (drive.py docstring; fault tests only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,24 @@ the file's own fsync is done before the rename, every directory created on
 the way is fsynced into its parent, and the destination directory is fsynced
 after the rename, so once ``commit`` returns the file survives a crash.
 ``OSError(ENOSPC)`` and friends propagate; the shell maps them to 507.
+
+Fault injection (FAULTS 3 and 11 with real processes):
+``storage_node._fault_drive.FaultyDiskDrives`` is ``DiskDrives`` plus
+sentinel files in the drive root, used only when the
+cluster config says ``[storage] fault_injection = true`` (otherwise the plain
+class runs and nothing is checked). Each temp file lists the drive root once
+when it is opened (one ``os.listdir`` per write) and remembers its faults:
+
+- ``.fault-enospc``: a temp file may hold at most N bytes (N = the file's
+  content, default 4096), then ``write`` raises ``OSError(ENOSPC)``; small
+  tombstones and ``.meta`` files still fit, as on a drive kept above
+  ``reserve_bytes``. ``free_bytes`` is left alone, so a PUT passes its reserve
+  check and meets ENOSPC mid-write (the race the reserve cannot catch).
+- ``.fault-crash-<point>``: the process SIGKILLs itself at that point of
+  ``TempFile``: ``before-fsync`` (body written, not fsynced),
+  ``after-fsync-before-rename``, ``after-rename-before-index`` (renamed and
+  directory fsynced; before settle and the index commit). The sentinel is
+  removed first, so the restarted node runs clean.
 """
 
 from __future__ import annotations

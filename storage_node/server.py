@@ -161,6 +161,16 @@ class StorageApp:
         return await handler(req, self.ctx)
 
 
+def _default_drive_layer(settings: StorageSettings) -> DriveLayer:
+    """The real disk; with ``fault_injection`` the sentinel-file faults
+    (FAULTS 3, 11; ``storage_node.drive`` docstring)."""
+    if settings.fault_injection:
+        from storage_node._fault_drive import FaultyDiskDrives
+
+        return FaultyDiskDrives()
+    return DiskDrives()
+
+
 def build_context(config: ClusterConfig, drives: Mapping[str, Path], *, clock: Callable[[], float] = time.time,
                   drive_layer: DriveLayer | None = None, settings: StorageSettings | None = None,
                   http: HTTPClient | None = None) -> NodeContext:
@@ -173,7 +183,7 @@ def build_context(config: ClusterConfig, drives: Mapping[str, Path], *, clock: C
         http=http or HTTPClient(),
         logger=get_logger("storage"),
         settings=settings,
-        drive_layer=drive_layer or DiskDrives(),
+        drive_layer=drive_layer or _default_drive_layer(settings),
         ring_dir=config.ring_dir,
     )
 
