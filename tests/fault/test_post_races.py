@@ -34,6 +34,7 @@ from tests.fault._objects import Written, check_replicas, handoff_leftovers, rep
 from tests.support.cluster import Cluster, start_cluster
 
 ACCOUNT = "AUTH_test"
+ROUNDS = 12  # of the race test: each round 2 PUTs and 3 POSTs start together
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,8 @@ def test_posts_racing_puts_never_404_and_newest_metadata_wins(healed) -> None:
     it was acknowledged) or, without ``.meta``, the PUT's own (no
     acknowledged POST provably followed the PUT). "Provably after" = sent
     after the other was acknowledged: one proxy's timestamps strictly
-    increase, so that order is the timestamp order."""
+    increase, so that order is the timestamp order. Writers start each
+    round together (a barrier), so the last round decides by a true race."""
     cluster = healed
     client = Client(cluster)
     assert client.request("PUT", "race")[0] in (201, 202)
@@ -176,9 +178,11 @@ def test_posts_racing_puts_never_404_and_newest_metadata_wins(healed) -> None:
     counter = iter(range(1, 10_000))
     stop = threading.Event()
 
-    def writer(kind: str, seed: int, count: int) -> None:
+    def writer(kind: str, seed: int) -> None:
         rnd = random.Random(seed)
-        for _ in range(count):
+        for _ in range(ROUNDS):
+            barrier.wait(30)  # every round starts at once: the races are real
+            time.sleep(rnd.random() * (0.005 if kind == "put" else 0.025))  # POSTs often trail a PUT in flight
             with lock:
                 ident = next(counter)
             op = Op(kind, ident, time.monotonic())
@@ -196,7 +200,6 @@ def test_posts_racing_puts_never_404_and_newest_metadata_wins(healed) -> None:
                 ops.append(op)
                 if op.status == 404:
                     bad.append(f"{kind} {ident} answered 404 for an existing object")
-            time.sleep(rnd.random() * 0.01)
 
     reads = [0]
 
@@ -224,8 +227,9 @@ def test_posts_racing_puts_never_404_and_newest_metadata_wins(healed) -> None:
                 with lock:
                     bad.append(problem)
 
-    threads = [threading.Thread(target=writer, args=("put", s, 10)) for s in range(2)]
-    threads += [threading.Thread(target=writer, args=("post", 10 + s, 14)) for s in range(3)]
+    kinds = ["put", "put", "post", "post", "post"]
+    barrier = threading.Barrier(len(kinds))
+    threads = [threading.Thread(target=writer, args=(k, s)) for s, k in enumerate(kinds)]
     readers = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads + readers:
         t.start()
@@ -337,7 +341,7 @@ def _suffix_hashes(cluster: Cluster, container: str, name: str) -> dict[str, dic
 def test_post_reaching_two_of_three(healed) -> None:
     """Invariant (newest metadata wins; never a false 404): a POST made while
     one primary is down reaches two of three (202). When that primary
-    returns holding the old metadata, a GET with ``X-Newest: true`` answers
+    returns holding the old metadata (an older POST's ``.meta``), a GET with ``X-Newest: true`` answers
     the new metadata, and the suffix hashes of the stale and the fresh
     replicas differ (a metadata-only change is visible to replication).
     After the object replicator runs until quiet every primary holds the same
@@ -353,7 +357,8 @@ def test_post_reaching_two_of_three(healed) -> None:
     other = next(f"repl{i}" for i in range(200)
                  if down_dev in {d.device for d in ring.get_nodes(ACCOUNT, "half", f"repl{i}")[1]})
     for name in ("newest", other):
-        assert client.request("PUT", f"half/{name}", {"X-Object-Meta-Rev": "old"}, name.encode() * 10)[0] == 201
+        assert client.request("PUT", f"half/{name}", {"X-Object-Meta-Rev": "put"}, name.encode() * 10)[0] == 201
+        assert client.request("POST", f"half/{name}", {"X-Object-Meta-Rev": "old"})[0] == 202
     down = _node_of(cluster, down_dev)
     cluster.kill_node(down)
     for name in ("newest", other):
@@ -366,9 +371,10 @@ def test_post_reaching_two_of_three(healed) -> None:
         stale = [r for r in reps if r.device == down_dev]
         fresh = [r for r in reps if r.device != down_dev]
         assert len(stale) == 1 and len(fresh) == 2
-        assert not _ext(stale[0].files, ".meta") and stale[0].meta == {"x-object-meta-rev": "old"}, stale
-        assert all(_ext(r.files, ".meta") and r.meta == {"x-object-meta-rev": "new", "x-object-meta-extra": "x"}
-                   for r in fresh), fresh
+        assert stale[0].meta == {"x-object-meta-rev": "old"}, stale
+        assert all(r.meta == {"x-object-meta-rev": "new", "x-object-meta-extra": "x"} for r in fresh), fresh
+        old_meta, new_meta = _ext(stale[0].files, ".meta"), _ext(fresh[0].files, ".meta")
+        assert len(old_meta) == 1 and new_meta > old_meta and fresh[0].files == fresh[1].files, reps
         hashes = _suffix_hashes(cluster, "half", name)
         assert hashes[stale[0].device] != hashes[fresh[0].device] == hashes[fresh[1].device], hashes
 
