@@ -107,3 +107,14 @@ def audit_node(cluster: Cluster, i: int) -> dict[str, int]:
     finally:
         for root in drives.values():
             forget_env(root)
+
+
+def check_listings(cluster: Cluster, container: str, live: set[str]) -> None:
+    """G4 listings: after container replication and the updater until quiet
+    (a crashed node may have missed or queued its container updates), every
+    container replica, asked on its own node, lists exactly ``live``."""
+    from tests.fault import _dbs
+
+    _dbs.run_until_quiet(cluster, ("container", "updater"))
+    listings = _dbs.container_listings(cluster, ACCOUNT, container)
+    assert listings == {d: sorted(live) for d in listings}, listings

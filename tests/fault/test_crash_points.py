@@ -24,6 +24,7 @@ from tests.fault._inject import (
     ACCOUNT,
     arm,
     audit_node,
+    check_listings,
     faulty_cluster,
     files_in,
     index_row,
@@ -110,6 +111,7 @@ def test_crash_at_injected_point(tmp_path, point):
         check_replicas(cluster, ACCOUNT, written)  # G1 on every primary, on disk
         assert handoff_leftovers(cluster) == []  # G4
         latest = {w.name: w.body for w in written}
+        check_listings(cluster, "c", set(latest))
         assert {o["name"] for o in conn.get_container("c")[1]} == set(latest)
         for name, body in latest.items():
             assert conn.get_object("c", name)[1] == body
