@@ -442,3 +442,51 @@ def test_later_delete_beats_earlier_post(healed) -> None:
     check_replicas(cluster, ACCOUNT, [Written("del", "keeper", b"kept", "ok")])
     assert all(r.meta == {"x-object-meta-a": "1"} for r in replicas(cluster, "del", "keeper"))
     check_listing(cluster, "del", {"keeper"})
+
+
+def test_delete_racing_posts_stays_deleted(healed) -> None:
+    """Invariant (a DELETE beats a POST whatever the order of their
+    timestamps; the tombstone wins over any ``.meta``): for several objects a
+    DELETE and POSTs are sent at the same moment from threads. The DELETE
+    answers 204 and each POST 202 (it came first somewhere) or 404 (it came
+    after the tombstone), never 5xx; after replication until quiet every
+    primary holds only the tombstone, none serves the object, the proxy
+    answers 404 and the listing is empty."""
+    cluster = healed
+    client = Client(cluster)
+    assert client.request("PUT", "delrace")[0] in (201, 202)
+    names = [f"o{i}" for i in range(6)]
+    for name in names:
+        assert client.request("PUT", f"delrace/{name}", {"X-Object-Meta-A": "put"}, name.encode())[0] == 201
+    results: dict[tuple[str, str], int | None] = {}
+
+    def fire(name: str, what: str, barrier: threading.Barrier) -> None:
+        barrier.wait(30)
+        if what == "post2":  # trail the DELETE by 0-15 ms: some land during its fan-out, some after
+            time.sleep(0.003 * names.index(name))
+        try:
+            if what == "delete":
+                st = client.request("DELETE", f"delrace/{name}")[0]
+            else:
+                st = client.request("POST", f"delrace/{name}", {"X-Object-Meta-A": what})[0]
+        except OSError:
+            st = None
+        results[(name, what)] = st
+
+    for name in names:
+        barrier = threading.Barrier(3)
+        threads = [threading.Thread(target=fire, args=(name, w, barrier)) for w in ("post1", "delete", "post2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert all(results[(n, "delete")] == 204 for n in names), results
+    assert all(results[(n, p)] in (202, 404) for n in names for p in ("post1", "post2")), results
+
+    heal_and_replicate(cluster)
+    for name in names:
+        reps = replicas(cluster, "delrace", name)
+        assert len({r.files for r in reps}) == 1 and len(reps[0].files) == 1, reps
+        assert reps[0].files[0].endswith(".ts") and all(r.status == 404 for r in reps), reps
+        assert client.request("GET", f"delrace/{name}", {"X-Newest": "true"})[0] == 404
+    check_listing(cluster, "delrace", set())
