@@ -14,7 +14,9 @@ Contract per verb (BACKEND_API.md "Objects"):
 - GET: chunks are verified before they are sent; a mismatch in the first
   chunk quarantines and answers 404 (as Swift's DiskFileQuarantined), a later
   one quarantines and aborts the response (invariant 3). HEAD stats the file.
-  A data file lost behind the index's back is noticed here and the row fixed.
+  A data file lost behind the index's back is noticed here and the row fixed;
+  so is a row that lags its files (one listdir per GET/HEAD: a crash between
+  rename and index commit must not serve data a durable tombstone deleted).
 - DELETE: tombstone; 204 if there was live data, else 404; both carry on.
 - POST: ``.meta`` file; 202.
 """
@@ -225,13 +227,20 @@ def _open(ctx: NodeContext, bp: BackendPath, head: bool) -> tuple[ObjectLocation
     loc = _loc(ctx, bp, root)
     idx = ctx.index(bp.drive)
     rec = idx.get(bp.partition, loc.hash)
-    if rec is None and ctx.drive_layer.listdir(loc.dir):
-        # Files without a row (a crash between rename and index commit): the
-        # files are the truth, so rebuild the row rather than answer a false
-        # 404 (invariant 2). One listdir per true 404.
+    on_disk = ctx.drive_layer.listdir(loc.dir)
+    if sorted(on_disk) != sorted(rec.files if rec else ()):
+        # The row lags the files (a crash between a rename and its index
+        # commit, FAULTS 3: files without a row, or a row naming the old
+        # .data beside a newer .data or .ts): the files are the truth, so
+        # rebuild the row rather than answer a false 404 or serve data a
+        # durable tombstone deleted (invariant 2). One listdir per GET/HEAD.
+        # Forced only when a file of the row is gone (lost behind the index);
+        # otherwise never older than a racing writer's row.
         with ctx.drive_layer.lock_dir(loc.dir):
-            rec = settle(ctx.drive_layer, loc)
-        idx.apply([idx.op_put_row(bp.partition, loc.hash, rec)])
+            fresh = settle(ctx.drive_layer, loc)
+        lost = rec is not None and any(f not in on_disk for f in rec.files)
+        idx.apply([idx.op_put_row(bp.partition, loc.hash, fresh, force=lost)])
+        rec = fresh
     for _ in range(2):
         if rec is None or not rec.exists or rec.expired(ctx.clock()):
             return loc, rec, None
