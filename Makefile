@@ -29,8 +29,17 @@ native: $(PY)
 run: install
 	$(VENV)/bin/ringstack dev up
 
+# mypy --strict on the sans-I/O cores (DESIGN.md, "Typing"); ruff everywhere.
+CORES := common/timestamp.py ring/hashing.py ring/_framed.py ring/inventory.py ring/builder.py \
+	ring/ringfile.py ring/lookup.py storage_node/object_core.py storage_node/conditional_core.py \
+	storage_node/rows_core.py storage_node/listing_core.py storage_node/sync_core.py \
+	storage_node/paths.py storage_node/integrity.py proxy/quorum.py proxy/node_iter.py proxy/acl.py \
+	proxy/_slo_core.py proxy/_tempauth_core.py replicator/object_core.py replicator/db_core.py \
+	replicator/peers.py scheduler/candidates.py scheduler/_nova_core.py scheduler/microversion.py
+
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict $(CORES)
 
 # The whole suite with the Cython kernels, then the unit and property suite
 # again on the pure-Python twins (DESIGN.md: the suites run both ways).
