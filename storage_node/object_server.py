@@ -241,31 +241,49 @@ def _open(ctx: NodeContext, bp: BackendPath, head: bool) -> tuple[ObjectLocation
         lost = rec is not None and any(f not in on_disk for f in rec.files)
         idx.apply([idx.op_put_row(bp.partition, loc.hash, fresh, force=lost)])
         rec = fresh
-    for _ in range(2):
-        if rec is None or not rec.exists or rec.expired(ctx.clock()):
+    def live(r: ObjectRecord | None) -> bool:
+        return r is not None and r.exists and not r.expired(ctx.clock())
+
+    try:
+        if rec is None or not live(rec):
             return loc, rec, None
-        assert rec.data_file is not None
-        path = loc.dir / rec.data_file
         try:
-            if head:
-                ctx.drive_layer.open_read(path).close()
-                return loc, rec, None
-            reader = ObjectReader(ctx.drive_layer, path, rec)
-            try:
-                reader.chunk(0)
-            except BaseException:
-                reader.close()
-                raise
-            return loc, rec, reader
+            return loc, rec, _open_data(ctx, loc, rec, head)
         except FileNotFoundError:
+            # The row names a file that a racing PUT/DELETE has just replaced
+            # (or one lost behind the index): settle, and open the winner
+            # while still holding the directory lock, so no writer can
+            # replace it before it is open (an open file outlives its
+            # unlink). A concurrent overwrite never makes this replica answer
+            # a false 404 (FAULTS 14, invariant 2).
             Counters.lost_files += 1
             with ctx.drive_layer.lock_dir(loc.dir):
                 rec = settle(ctx.drive_layer, loc)
+                reader = _open_data(ctx, loc, rec, head) if live(rec) else None
             idx.apply([idx.op_put_row(bp.partition, loc.hash, rec, force=True)])
-        except CorruptData:
-            quarantine_object(ctx, bp, loc)
-            return loc, None, None
-    return loc, None, None
+            return loc, rec, reader
+    except FileNotFoundError:  # gone again under the lock: lost behind the index, missing here
+        return loc, None, None
+    except CorruptData:
+        quarantine_object(ctx, bp, loc)
+        return loc, None, None
+
+
+def _open_data(ctx: NodeContext, loc: ObjectLocation, rec: ObjectRecord, head: bool) -> ObjectReader | None:
+    """(thread) A verified reader of ``rec``'s data file (HEAD: only check
+    that it is there); FileNotFoundError when it is gone."""
+    assert rec.data_file is not None
+    path = loc.dir / rec.data_file
+    if head:
+        ctx.drive_layer.open_read(path).close()
+        return None
+    reader = ObjectReader(ctx.drive_layer, path, rec)
+    try:
+        reader.chunk(0)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def quarantine_object(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation) -> None:

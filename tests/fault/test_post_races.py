@@ -490,3 +490,74 @@ def test_delete_racing_posts_stays_deleted(healed) -> None:
         assert reps[0].files[0].endswith(".ts") and all(r.status == 404 for r in reps), reps
         assert client.request("GET", f"delrace/{name}", {"X-Newest": "true"})[0] == 404
     check_listing(cluster, "delrace", set())
+
+
+def test_overwrites_never_make_a_replica_answer_404(healed) -> None:
+    """Invariant (never a false 404; invariant 2: 404 only when absence is
+    proven): one replica, hammered straight through the backend API with
+    PUTs and POSTs of one name (increasing timestamps, several threads),
+    answers every concurrent GET and HEAD with 200 -- a reader that found
+    the index row naming a ``.data`` a racing PUT had just replaced must
+    follow it to the new one, not report the object missing. Through the
+    proxy such a 404 surfaces when all three replicas lose that race at once."""
+    cluster = healed
+    client = Client(cluster)
+    assert client.request("PUT", "hammer")[0] in (201, 202)
+    part, prim = _dbs.rings(cluster)["object"].get_nodes(ACCOUNT, "hammer", "o")
+    dev = prim[0]
+    path = f"/{dev.device}/{part}/{ACCOUNT}/hammer/o"
+    base = time.time()
+    ticks = iter(range(1, 1_000_000))
+    lock = threading.Lock()
+    stop = threading.Event()
+    seen: dict[tuple[str, int], int] = {}
+    errors: list[str] = []
+
+    def next_ts() -> str:
+        with lock:
+            return Timestamp.from_seconds(base + next(ticks) * 0.001).internal
+
+    def write(kind: str) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=30)
+        try:
+            while not stop.is_set():
+                if kind == "PUT":
+                    conn.request("PUT", path, body=b"z" * 3000, headers={"X-Timestamp": next_ts(),
+                                                                         "Content-Type": "text/plain"})
+                else:
+                    conn.request("POST", path, headers={"X-Timestamp": next_ts(), "X-Object-Meta-K": "v"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status not in (201, 202, 409):
+                    errors.append(f"{kind} answered {resp.status}")
+        finally:
+            conn.close()
+
+    def read(method: str) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=30)
+        try:
+            while not stop.is_set():
+                conn.request(method, path)
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    seen[(method, resp.status)] = seen.get((method, resp.status), 0) + 1
+        finally:
+            conn.close()
+
+    st, _, _ = _dbs.backend(dev.port, "PUT", path, {"X-Timestamp": next_ts(), "Content-Type": "text/plain"}, b"first")
+    assert st == 201
+    threads = [threading.Thread(target=write, args=(k,)) for k in ("PUT", "PUT", "PUT", "POST")]
+    threads += [threading.Thread(target=read, args=(m,)) for m in ("GET", "GET", "HEAD")]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert sum(seen.values()) > 50, seen
+    assert set(seen) <= {("GET", 200), ("HEAD", 200)}, seen
+    # leave the replicas in agreement for the next test's global checks
+    heal_and_replicate(cluster)
+    assert len({r.files for r in replicas(cluster, "hammer", "o")}) == 1
