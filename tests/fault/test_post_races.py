@@ -13,6 +13,13 @@ Replication ships metadata-only changes because a suffix hash covers every
 live file of an object, ``.meta`` included (``storage_node/index.py``
 ``_hash_rows`` over ``ObjectRecord.files``); ``test_post_reaching_two_of_three``
 checks that the suffix hashes differ while one replica lacks the ``.meta``.
+
+``test_overwrites_never_make_a_replica_answer_404`` pins a bug this file
+found: a GET/HEAD that read an index row naming a ``.data`` which a racing
+PUT had just replaced retried once lock-free and then answered 404 (about
+15% of one node's GETs under concurrent overwrites; now and then through the
+proxy). ``storage_node/object_server._open`` now settles and opens the
+winner under the directory lock.
 """
 
 from __future__ import annotations
