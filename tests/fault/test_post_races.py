@@ -568,3 +568,37 @@ def test_overwrites_never_make_a_replica_answer_404(healed) -> None:
     # leave the replicas in agreement for the next test's global checks
     heal_and_replicate(cluster)
     assert len({r.files for r in replicas(cluster, "hammer", "o")}) == 1
+
+
+def test_post_while_a_primary_is_down_reverts_from_the_handoff(healed) -> None:
+    """Invariant (newest metadata wins; invariant 1: after replication all N
+    primaries hold the same bytes and metadata and no handoff copy is left):
+    an object written while one of its primaries is down lands on a handoff;
+    a POST made while it is still down updates the two primaries and the
+    handoff (202). When the primary returns, replication until quiet reverts
+    the handoff's ``.data`` and ``.meta`` to it and empties the handoff; a
+    second POST made right after the return, before replication, reaches
+    every replica that has the data (the returned one 404s) and is not lost:
+    every primary ends with the newest ``.meta`` (G1-G4)."""
+    cluster = healed
+    client = Client(cluster)
+    assert client.request("PUT", "hand")[0] in (201, 202)
+    _, prim = _dbs.rings(cluster)["object"].get_nodes(ACCOUNT, "hand", "o")
+    down_dev = prim[2].device
+    cluster.kill_node(_node_of(cluster, down_dev))
+    assert client.request("PUT", "hand/o", {"X-Object-Meta-Rev": "put"}, b"handed off")[0] == 201
+    assert client.request("POST", "hand/o", {"X-Object-Meta-Rev": "post1"})[0] == 202
+    on_handoff = [f for f in cluster.object_files(ACCOUNT, "hand", "o") if f.parents[4].name not in
+                  {d.device for d in prim}]
+    assert sorted(f.suffix for f in on_handoff) == [".data", ".meta"], on_handoff
+    cluster.restart_node(_node_of(cluster, down_dev))
+    assert client.request("POST", "hand/o", {"X-Object-Meta-Rev": "post2"})[0] == 202
+    stale = [r for r in replicas(cluster, "hand", "o") if r.device == down_dev]
+    assert stale[0].status == 404 and stale[0].files == (), stale
+
+    heal_and_replicate(cluster)
+    reps = replicas(cluster, "hand", "o")
+    assert len({r.files for r in reps}) == 1 and len(_ext(reps[0].files, ".meta")) == 1, reps
+    assert all((r.status, r.body, r.meta) == (200, b"handed off", {"x-object-meta-rev": "post2"}) for r in reps), reps
+    check_replicas(cluster, ACCOUNT, [Written("hand", "o", b"handed off", "ok")])
+    check_listing(cluster, "hand", {"o"})  # no handoff partition left
