@@ -28,7 +28,7 @@ from ._http_message import Headers
 
 Connector = Callable[[str, int], Awaitable[trio.abc.Stream]]
 HeaderArg = Headers | dict[str, str] | Iterable[tuple[str, str]] | None
-MAX_RECV = 65536
+MAX_RECV = 262144  # as the server's: fewer h11/trio trips per large body
 
 
 class UpstreamError(Exception):

@@ -171,22 +171,27 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
     loc, writer = await ctx.run(bp.drive, begin)
     committed = False
     try:
-        buf = bytearray()
+        # Chunks are collected by reference and written (hashed, then
+        # os.write, both without the GIL) one by one in the worker thread: no
+        # copy into a batch buffer on the event loop. Bounded by WRITE_BATCH
+        # plus one receive (invariant 4).
+        buf: list[bytes] = []
+        buffered = 0
         received = 0
         async for chunk in req.iter_body():
             received += len(chunk)
             if received > limit:
                 raise ObjectError(413, f"Object larger than {limit} bytes")
-            buf += chunk
-            if len(buf) >= WRITE_BATCH:
-                data, buf = buf, bytearray()
-                await ctx.run(bp.drive, writer.write, data)
+            buf.append(chunk)
+            buffered += len(chunk)
+            if buffered >= WRITE_BATCH:
+                data, buf, buffered = buf, [], 0
+                await ctx.run(bp.drive, _write_all, writer, data)
         if req.content_length is not None and received != req.content_length:
             raise ClientDisconnect("body shorter than Content-Length")
 
         def finish() -> ObjectRecord:
-            if buf:
-                writer.write(buf)
+            _write_all(writer, buf)
             writer.finish(bp.name, headers, req.headers.get("etag"))
             rec = writer.commit(loc, ts)
             _index_sync(ctx, bp, loc, rec)
@@ -202,6 +207,12 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
         if not committed:
             await _abort(ctx, bp.drive, writer)
         raise
+
+
+def _write_all(writer: ObjectWriter, chunks: list[bytes]) -> None:
+    """(thread) Hash and write a batch of received chunks in order."""
+    for chunk in chunks:
+        writer.write(chunk)
 
 
 def _index_sync(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, rec: ObjectRecord) -> None:
@@ -403,6 +414,7 @@ async def _post(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         return loc, rec
 
     loc, rec = await ctx.run(bp.drive, work)
+    await async_pending.update_after_post(ctx, req.headers, bp.drive, bp.name, loc.hash, ts, rec)
     return Response(202, {"X-Backend-Timestamp": ts.internal})
 
 
