@@ -253,7 +253,8 @@ async def _post_or_delete(
     ts = app.timestamps.next()
     base["x-timestamp"] = ts.internal
     n = len(nodes)
-    updates = _container_updates(app, account, container, n) if method == "DELETE" else [{}] * n
+    # POST too: a POST that sets Content-Type updates the listing row (BACKEND_API)
+    updates = _container_updates(app, account, container, n)
     answers = await app.backend.fan_out(
         app.node_iter(app.rings.object, part, nodes), n, method, path_for,  # type: ignore[arg-type]
         lambda i: {**base, **updates[i]},

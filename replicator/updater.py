@@ -41,7 +41,7 @@ async def updater_pass(ctx: Any, concurrency: int = 16, limit: int = 10_000) -> 
     async def one(drive: str, env: Any, upd: ap.PendingUpdate) -> None:
         async with limiter:
             if await ap.send_update(ctx.http, upd, timeout, "updater"):
-                await ctx.committer(drive).commit([ap.op_remove(env, upd.key, upd.timestamp)])
+                await ctx.committer(drive).commit([ap.op_remove(env, upd.key, upd.timestamp, upd.ctype_timestamp)])
                 st["sent"] += 1
             else:
                 st["failed"] += 1

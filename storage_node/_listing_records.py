@@ -128,9 +128,12 @@ def container_row_of(st: DbState) -> ContainerRow:
 
 def row_to_stored(row: Row, rowid: int) -> list[Any]:
     if isinstance(row, ObjectRow):
-        ts = row.timestamp
+        ts, cts = row.timestamp, row.ctype_timestamp
+        if cts == ZERO:
+            return ["o", row.name, ts.ticks, ts.offset, row.size, row.content_type, row.etag,
+                    1 if row.deleted else 0, rowid]
         return ["o", row.name, ts.ticks, ts.offset, row.size, row.content_type, row.etag,
-                1 if row.deleted else 0, rowid]
+                1 if row.deleted else 0, cts.ticks, cts.offset, rowid]
     p, d, s = row.put_timestamp, row.delete_timestamp, row.stats_timestamp
     return ["c", row.name, p.ticks, p.offset, d.ticks, d.offset, row.object_count,
             row.bytes_used, s.ticks, s.offset, rowid]
@@ -138,8 +141,9 @@ def row_to_stored(row: Row, rowid: int) -> list[Any]:
 
 def row_from_stored(item: list[Any]) -> Row:
     if item[0] == "o":
+        cts = Timestamp(item[8], item[9]) if len(item) == 11 else ZERO  # [.., ctype_ts, rowid]
         return ObjectRow(item[1], Timestamp(item[2], item[3]), item[4], item[5], item[6],
-                         bool(item[7]))
+                         bool(item[7]), cts)
     return ContainerRow(item[1], Timestamp(item[2], item[3]), Timestamp(item[4], item[5]),
                         item[6], item[7], Timestamp(item[8], item[9]))
 

@@ -1,6 +1,8 @@
 """Container updates after object writes, and the queue of failed ones.
 
-After a PUT or DELETE the object server sends the object row to each
+After a PUT or DELETE, and after a POST that set Content-Type (a ``PUT``
+row with the object's data timestamp, size and etag plus
+``X-Content-Type-Timestamp``), the object server sends the object row to each
 container replica named by ``X-Container-Host/Device/Partition`` (aligned,
 comma-separated), with ``X-Backend-Type: container``, concurrently and
 within ``container_update_timeout``. Each one that fails (timeout, connection
@@ -9,9 +11,12 @@ error, non-2xx) is queued in the drive's LMDB sub-database
 
 Queue: key ``<object hash>/<host>:<port>/<device>`` (one entry per object and
 target: a newer update replaces an older one, an older one never replaces a
-newer one, by ``X-Timestamp``), value ``PendingUpdate`` JSON. The updater
-calls ``pending_updates`` and, after a 2xx, ``op_remove(key, timestamp)``
-(removes only if not replaced meanwhile). ``send_update`` is the one sender,
+newer one, by ``X-Timestamp``; two row PUTs are merged as the container
+merges rows, data part and content type each from the newer side, so a
+queued POST's content type survives a queued PUT and vice versa), value
+``PendingUpdate`` JSON. The updater calls ``pending_updates`` and, after a
+2xx, ``op_remove(key, timestamp, ctype_timestamp)`` (removes only if not
+replaced meanwhile). ``send_update`` is the one sender,
 shared with the updater.
 """
 
@@ -43,12 +48,19 @@ class PendingUpdate:
     device: str
     partition: int
     name: str  # /account/container/object (decoded)
-    headers: dict[str, str]  # X-Timestamp, X-Size, X-Content-Type, X-Etag, X-Backend-Type
+    headers: dict[str, str]  # X-Timestamp, X-Size, X-Content-Type, X-Etag, X-Backend-Type,
+    #                          X-Content-Type-Timestamp (after a POST)
     object_hash: str
 
     @property
     def timestamp(self) -> Timestamp:
         return Timestamp.parse(self.headers["X-Timestamp"])
+
+    @property
+    def ctype_timestamp(self) -> Timestamp:
+        """When the row's content type was set (the POST's, else the data's)."""
+        cts = self.headers.get("X-Content-Type-Timestamp")
+        return max(self.timestamp, Timestamp.parse(cts)) if cts else self.timestamp
 
     @property
     def key(self) -> bytes:
@@ -88,21 +100,48 @@ def op_enqueue(env: lmdb.Environment, upd: PendingUpdate) -> Op:
 
     def op(txn: lmdb.Transaction) -> None:
         old = txn.get(upd.key, db=handle)
+        new_val = val
         if old:
             prev = PendingUpdate(**json.loads(bytes(old)))
-            if prev.timestamp >= upd.timestamp:
+            merged = merge_pending(prev, upd)
+            if merged is prev:
                 return
-        txn.put(upd.key, val, db=handle)
+            if merged is not upd:
+                new_val = json.dumps(asdict(merged), separators=(",", ":")).encode()
+        txn.put(upd.key, new_val, db=handle)
 
     return op
 
 
-def op_remove(env: lmdb.Environment, key: bytes, ts: Timestamp) -> Op:
+def merge_pending(prev: PendingUpdate, upd: PendingUpdate) -> PendingUpdate:
+    """The update to keep for one (object, target): the newer by
+    ``X-Timestamp``; two row PUTs of the same data timestamp or different
+    ones are merged part by part (R1 of ``rows_core``), keeping the newer
+    content type with its timestamp."""
+    if prev.method == "PUT" and upd.method == "PUT":
+        data = upd if upd.timestamp > prev.timestamp else prev
+        ctype = upd if upd.ctype_timestamp > prev.ctype_timestamp else prev
+        if data is ctype:
+            return data
+        headers = dict(data.headers)
+        headers["X-Content-Type"] = ctype.headers.get("X-Content-Type", "")
+        headers["X-Content-Type-Timestamp"] = ctype.ctype_timestamp.internal
+        return PendingUpdate(data.method, data.host, data.port, data.device, data.partition,
+                             data.name, headers, data.object_hash)
+    return upd if upd.timestamp > prev.timestamp else prev
+
+
+def op_remove(env: lmdb.Environment, key: bytes, ts: Timestamp, ctype_ts: Timestamp | None = None) -> Op:
+    """Remove the queued update if it is still the one sent (same data and,
+    when given, content-type timestamps)."""
     handle = db(env)
 
     def op(txn: lmdb.Transaction) -> None:
         old = txn.get(key, db=handle)
-        if old and PendingUpdate(**json.loads(bytes(old))).timestamp == ts:
+        if not old:
+            return
+        prev = PendingUpdate(**json.loads(bytes(old)))
+        if prev.timestamp == ts and (ctype_ts is None or prev.ctype_timestamp == ctype_ts):
             txn.delete(key, db=handle)
 
     return op
@@ -136,21 +175,26 @@ async def send_update(http: HTTPClient, upd: PendingUpdate, timeout: float, tran
 
 
 def build_updates(method: str, headers: Any, name: str, object_hash: str, ts: Timestamp,
-                  size: int = 0, content_type: str = "", etag: str = "") -> list[PendingUpdate]:
+                  size: int = 0, content_type: str = "", etag: str = "",
+                  ctype_ts: Timestamp | None = None) -> list[PendingUpdate]:
     tg = targets(headers)
     if isinstance(tg, str):
         return []
     row: dict[str, str] = {"X-Timestamp": ts.internal, "X-Backend-Type": "container"}
     if method == "PUT":
         row.update({"X-Size": str(size), "X-Content-Type": content_type, "X-Etag": etag})
+        if ctype_ts is not None and ctype_ts > ts:
+            row["X-Content-Type-Timestamp"] = ctype_ts.internal
     return [PendingUpdate(method, h, p, d, part, name, row, object_hash) for h, p, d, part in tg]
 
 
 async def update_containers(ctx: NodeContext, headers: Any, drive: str, name: str, name_hash: str, method: str,
-                            ts: Timestamp, size: int = 0, ctype: str = "", etag: str = "") -> int:
+                            ts: Timestamp, size: int = 0, ctype: str = "", etag: str = "",
+                            ctype_ts: Timestamp | None = None) -> int:
     """Send the object row to every container target in ``headers``
-    concurrently; queue the failures on ``drive``. Returns how many queued."""
-    updates = build_updates(method, headers, name, name_hash, ts, size, ctype, etag)
+    concurrently; queue the failures on ``drive``. Returns how many queued.
+    ``ctype_ts``: a POST's timestamp when it set the content type."""
+    updates = build_updates(method, headers, name, name_hash, ts, size, ctype, etag, ctype_ts)
     if not updates:
         return 0
     failed: list[PendingUpdate] = []
@@ -169,3 +213,16 @@ async def update_containers(ctx: NodeContext, headers: Any, drive: str, name: st
         await ctx.committer(drive).commit([op_enqueue(env, u) for u in failed])
         log_event(ctx.logger, "container_update_queued", trans_id=trans_id, count=len(failed), name=name)
     return len(failed)
+
+
+async def update_after_post(ctx: NodeContext, headers: Any, drive: str, name: str, name_hash: str,
+                            ts: Timestamp, rec: Any) -> int:
+    """After a POST that set Content-Type: send the row with the object's data
+    timestamp, size and etag (``rec``, the settled record) and the new content
+    type with ``X-Content-Type-Timestamp: ts`` (R1 of ``rows_core``). Nothing
+    when the POST set no content type, or a newer POST already won the
+    ``.meta`` (it sends its own row)."""
+    if not headers.get("content-type") or rec.data_ts is None or rec.meta_ts != ts:
+        return 0
+    return await update_containers(ctx, headers, drive, name, name_hash, "PUT", rec.data_ts, rec.size,
+                                   rec.headers.get("content-type", ""), rec.etag, ts)

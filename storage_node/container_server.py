@@ -11,7 +11,8 @@
 - ``POST``: metadata, 204. ``DELETE``: 204; 409 when not empty or older than
   the put; 404 when absent or already deleted.
 - Object rows (``X-Backend-Type: container``, ``/<d>/<p>/<a>/<c>/<o>``):
-  ``PUT`` (``X-Timestamp``, ``X-Size``, ``X-Content-Type``, ``X-Etag``) 201,
+  ``PUT`` (``X-Timestamp``, ``X-Size``, ``X-Content-Type``, ``X-Etag``,
+  optional ``X-Content-Type-Timestamp``) 201,
   ``DELETE`` 204 (a tombstone row); 404 if the database never existed. The
   newer row wins (R1, invariant 2).
 
@@ -89,9 +90,11 @@ async def _object_row(request: Request, ctx: Any, drive: str, part: int, ref: Db
     ts = lh.req_timestamp(request)
     check_name(name)
     if request.method == "PUT":
+        # X-Content-Type-Timestamp: a POST that changed the content type (R1)
         row = ObjectRow(name, ts, lh.req_int(request, "x-size"),
                         _utf8_header(request.headers.get("x-content-type", "") or ""),
-                        request.headers.get("x-etag", "") or "")
+                        request.headers.get("x-etag", "") or "",
+                        ctype_timestamp=lh.req_timestamp(request, "x-content-type-timestamp", False))
     else:
         row = ObjectRow(name, ts, deleted=True)
     store = await store_for(ctx, drive)

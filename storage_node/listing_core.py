@@ -239,7 +239,7 @@ def iso_last_modified(ts: Timestamp) -> str:
 def _object_dict(row: ObjectRow) -> dict[str, object]:
     return {"name": row.name, "hash": row.etag, "bytes": row.size,
             "content_type": row.content_type,
-            "last_modified": iso_last_modified(row.timestamp)}
+            "last_modified": iso_last_modified(row.ctype_ts)}  # newest of data and content type, as Swift
 
 
 def _container_dict(row: ContainerRow) -> dict[str, object]:

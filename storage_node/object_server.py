@@ -61,6 +61,7 @@ from storage_node.object_core import (
     check_post,
     check_put_or_delete,
     last_modified,
+    meta_headers,
     post_headers,
     put_headers,
     require_timestamp,
@@ -408,8 +409,8 @@ async def _post(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     def work() -> tuple[ObjectLocation, ObjectRecord]:
         root = ctx.check_drive(bp.drive)
         loc = _loc(ctx, bp, root)
-        check_post(ctx.index(bp.drive).get(bp.partition, loc.hash), ts, ctx.clock())
-        rec = write_small(ctx.drive_layer, loc, ts, META, {"headers": new_headers})
+        old = check_post(ctx.index(bp.drive).get(bp.partition, loc.hash), ts, ctx.clock())
+        rec = write_small(ctx.drive_layer, loc, ts, META, {"headers": meta_headers(new_headers, old, ts)})
         _index_sync(ctx, bp, loc, rec)
         return loc, rec
 

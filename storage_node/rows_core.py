@@ -7,10 +7,16 @@ timestamps, metadata with a timestamp per key).
 
 Rules (invariant 2: last write wins by timestamp; a delete is a tombstone):
 
-R1. ``merge_object_rows(a, b)`` keeps the row with the newer timestamp; equal
-    timestamps are broken by a fixed total order on the other fields, so merge
-    is commutative, associative and idempotent (replicas converge whatever the
-    arrival order). A deleted row is a tombstone row, kept until reclaim_age.
+R1. ``merge_object_rows(a, b)`` merges an object row in two parts, each by
+    its own timestamp (Swift's ``ctype_timestamp``): the *data* part (size,
+    etag, deleted) from the row with the newer ``timestamp`` (the PUT or
+    DELETE), the *content type* from the row with the newer
+    ``ctype_ts`` (a POST that set Content-Type, else the PUT itself), so a
+    POST's content type is neither lost to nor clobbers a racing PUT. Equal
+    timestamps are broken by a fixed total order on the part's fields, so
+    merge is commutative, associative and idempotent (replicas converge
+    whatever the arrival order). A deleted row is a tombstone row, kept until
+    reclaim_age.
 R2. ``merge_container_rows`` takes the max put and delete timestamps
     independently; counts come from the side with the larger
     ``(stats_timestamp, object_count, bytes_used)``. ``stats_timestamp`` is the
@@ -45,7 +51,9 @@ class RowError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ObjectRow:
-    """One object in a container listing (R1)."""
+    """One object in a container listing (R1). ``ctype_timestamp`` is when
+    ``content_type`` was set if later than ``timestamp`` (a POST), else ZERO
+    (normalised, so equal rows compare and encode equal)."""
 
     name: str
     timestamp: Timestamp
@@ -53,9 +61,22 @@ class ObjectRow:
     content_type: str = ""
     etag: str = ""
     deleted: bool = False
+    ctype_timestamp: Timestamp = ZERO
 
-    def order_key(self) -> tuple[Timestamp, bool, int, str, str]:
-        return (self.timestamp, self.deleted, self.size, self.content_type, self.etag)
+    def __post_init__(self) -> None:
+        if self.ctype_timestamp != ZERO and self.ctype_timestamp <= self.timestamp:
+            object.__setattr__(self, "ctype_timestamp", ZERO)
+
+    @property
+    def ctype_ts(self) -> Timestamp:
+        """When the content type was set: the POST's or the data's timestamp."""
+        return max(self.timestamp, self.ctype_timestamp)
+
+    def data_key(self) -> tuple[Timestamp, bool, int, str]:
+        return (self.timestamp, self.deleted, self.size, self.etag)
+
+    def ctype_key(self) -> tuple[Timestamp, str]:
+        return (self.ctype_ts, self.content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +108,18 @@ Row = ObjectRow | ContainerRow
 
 
 def merge_object_rows(a: ObjectRow | None, b: ObjectRow) -> ObjectRow:
-    """R1: the newer row wins; ties by a total order on the fields."""
+    """R1: data and content type each from the newer side; ties by a total
+    order on the part's fields."""
     if a is None:
         return b
     if a.name != b.name:
         raise RowError(f"cannot merge rows of different names {a.name!r} / {b.name!r}")
-    return b if b.order_key() > a.order_key() else a
+    data = b if b.data_key() > a.data_key() else a
+    ctype = b if b.ctype_key() > a.ctype_key() else a
+    if data is ctype:
+        return data
+    return ObjectRow(a.name, data.timestamp, data.size, ctype.content_type, data.etag,
+                     data.deleted, ctype.ctype_ts)
 
 
 def merge_container_rows(a: ContainerRow | None, b: ContainerRow) -> ContainerRow:
@@ -148,11 +175,16 @@ def row_usage(row: Row | None) -> tuple[int, int, int]:
 # -- wire/storage encoding: a JSON-able list in a fixed field order ----------
 
 def row_to_list(row: Row) -> list[Any]:
-    """ObjectRow -> ["o", name, ts, size, content_type, etag, deleted];
-    ContainerRow -> ["c", name, put_ts, delete_ts, count, bytes, stats_ts]."""
+    """ObjectRow -> ["o", name, ts, size, content_type, etag, deleted
+    (, ctype_ts only when a POST set the content type later)];
+    ContainerRow -> ["c", name, put_ts, delete_ts, count, bytes, stats_ts].
+    A row without a later content type encodes as before the field existed."""
     if isinstance(row, ObjectRow):
-        return ["o", row.name, row.timestamp.internal, row.size, row.content_type,
-                row.etag, 1 if row.deleted else 0]
+        out = ["o", row.name, row.timestamp.internal, row.size, row.content_type,
+               row.etag, 1 if row.deleted else 0]
+        if row.ctype_timestamp != ZERO:
+            out.append(row.ctype_timestamp.internal)
+        return out
     return ["c", row.name, row.put_timestamp.internal, row.delete_timestamp.internal,
             row.object_count, row.bytes_used, row.stats_timestamp.internal]
 
@@ -161,10 +193,11 @@ def row_from_list(item: Any) -> Row:
     """Inverse of ``row_to_list``; raises ``RowError`` (400) on a malformed row."""
     try:
         kind = item[0]
-        if kind == "o" and len(item) == 7:
-            name, ts, size, ctype, etag, deleted = item[1:]
+        if kind == "o" and len(item) in (7, 8):
+            name, ts, size, ctype, etag, deleted = item[1:7]
+            cts = Timestamp.parse(item[7]) if len(item) == 8 else ZERO
             row: Row = ObjectRow(check_name(name), Timestamp.parse(ts), _nonneg(size),
-                                 str(ctype), str(etag), bool(deleted))
+                                 str(ctype), str(etag), bool(deleted), cts)
             return row
         if kind == "c" and len(item) == 7:
             name, put, delete, count, nbytes, stats = item[1:]

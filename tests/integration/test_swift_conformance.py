@@ -322,3 +322,59 @@ def test_utf8_content_type_listed_as_utf8(tester, container):
     assert headers["content-type"].encode("latin-1").decode("utf-8") == ctype
     _, _, body = tester.req("GET", f"/{container}?format=json")
     assert [r["content_type"] for r in json.loads(body) if r["name"] == "u"] == [ctype]
+
+
+def _listed(tester, container: str, name: str) -> dict:
+    status, _, body = tester.req("GET", f"/{container}?format=json")
+    assert status == 200
+    return next(row for row in json.loads(body) if row["name"] == name)
+
+
+def test_post_content_type_updates_listing(tester, container):
+    """tests.py TestFile.test_POST: a POST that changes Content-Type shows in
+    the container listing, with the data's size and etag and a newer
+    last_modified (the object servers send a row with X-Content-Type-Timestamp)."""
+    body = b"x" * 1024
+    assert tester.req("PUT", f"/{container}/f", {"Content-Type": "text/foobar"}, body)[0] == 201
+    before = _listed(tester, container, "f")
+    assert before["content_type"] == "text/foobar"
+    headers = {"Content-Type": "image/foobarbaz", "X-Object-Meta-Test": "blah"}
+    assert tester.req("POST", f"/{container}/f", headers)[0] == 202
+    status, head, _ = tester.req("HEAD", f"/{container}/f")
+    assert (status, head["content-type"]) == (200, "image/foobarbaz")
+    after = _listed(tester, container, "f")
+    assert (after["content_type"], after["bytes"], after["hash"]) == (
+        "image/foobarbaz", 1024, before["hash"])
+    assert after["last_modified"] > before["last_modified"]
+    # a POST without Content-Type keeps the type an earlier POST set (test_slo
+    # test_slo_container_listing's second POST); a later PUT replaces it
+    assert tester.req("POST", f"/{container}/f", {"X-Object-Meta-Test": "again"})[0] == 202
+    status, head, _ = tester.req("HEAD", f"/{container}/f")
+    assert (status, head["content-type"], head["x-object-meta-test"]) == (200, "image/foobarbaz", "again")
+    assert not [k for k in head if "sysmeta" in k]
+    assert _listed(tester, container, "f")["content_type"] == "image/foobarbaz"
+    assert tester.req("PUT", f"/{container}/f", {"Content-Type": "text/plain"}, b"yy")[0] == 201
+    after_put = _listed(tester, container, "f")
+    assert (after_put["content_type"], after_put["bytes"]) == ("text/plain", 2)
+
+
+def test_slo_post_keeps_listing_bytes(tester, container):
+    """test_slo test_slo_container_listing: a POST changing an SLO manifest's
+    Content-Type keeps its listing bytes (the segments' total) and slo_etag."""
+    for name in "ab":
+        assert tester.req("PUT", f"/{container}/{name}", body=name.encode() * 10)[0] == 201
+    manifest = json.dumps([{"path": f"/{container}/a"}, {"path": f"/{container}/b"}]).encode()
+    assert tester.req("PUT", f"/{container}/m?multipart-manifest=put", body=manifest)[0] == 201
+    before = _listed(tester, container, "m")
+    assert before["bytes"] == 20 and before["slo_etag"]
+    assert tester.req("POST", f"/{container}/m", {"Content-Type": "image/jpeg"})[0] == 202
+    status, head, _ = tester.req("HEAD", f"/{container}/m")
+    assert (status, head["content-type"], head["content-length"]) == (200, "image/jpeg", "20")
+    after = _listed(tester, container, "m")
+    assert (after["content_type"], after["bytes"], after["slo_etag"], after["hash"]) == (
+        "image/jpeg", 20, before["slo_etag"], before["hash"])
+    status, _, body = tester.req("GET", f"/{container}/m")
+    assert (status, body) == (200, b"a" * 10 + b"b" * 10)
+    assert tester.req("POST", f"/{container}/m", {"X-Object-Meta-Test": "blah"})[0] == 202
+    assert tester.req("HEAD", f"/{container}/m")[1]["content-type"] == "image/jpeg"
+    assert _listed(tester, container, "m")["content_type"] == "image/jpeg"

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.timestamp import Timestamp
+from storage_node._listing_records import row_from_stored, row_to_stored
 from storage_node.listing_core import (
     ListingQuery,
     Subdir,
@@ -35,13 +36,15 @@ from storage_node.rows_core import (
     merge_info,
     merge_object_rows,
     reclaimable,
+    row_digest,
     row_from_list,
     row_to_list,
 )
 
 ts_st = st.builds(Timestamp, st.integers(0, 50), st.integers(0, 2))
 obj_st = st.builds(ObjectRow, st.just("o"), ts_st, st.integers(0, 3),
-                   st.sampled_from(["", "text/plain"]), st.sampled_from(["", "e1"]), st.booleans())
+                   st.sampled_from(["", "text/plain", "image/png"]), st.sampled_from(["", "e1"]),
+                   st.booleans(), st.one_of(st.just(Timestamp(0)), ts_st))
 cont_st = st.builds(ContainerRow, st.just("c"), ts_st, ts_st, st.integers(0, 3),
                     st.integers(0, 3), ts_st)
 meta_st = st.dictionaries(st.sampled_from(["X-Container-Meta-A", "x-container-meta-a",
@@ -71,7 +74,47 @@ def test_object_merge_any_order_gives_newest(rows, rnd):
     rnd.shuffle(shuffled)
     merged = reduce(merge_object_rows, shuffled, None)
     assert merged.timestamp == max(r.timestamp for r in rows)  # invariant 2
-    assert merged in rows
+    # R1: the data part from the newest data, the content type from the newest
+    # content-type timestamp, each whichever order the rows arrived in
+    data = max(rows, key=lambda r: r.data_key())
+    ctype = max(rows, key=lambda r: r.ctype_key())
+    assert (merged.timestamp, merged.size, merged.etag, merged.deleted) == (
+        data.timestamp, data.size, data.etag, data.deleted)
+    assert (merged.content_type, merged.ctype_ts) == (ctype.content_type, ctype.ctype_ts)
+    assert merged.ctype_ts >= merged.timestamp
+
+
+def test_post_content_type_neither_lost_nor_clobbers():
+    """A POST's content type (data ts t1, ctype ts t3) against PUTs at t2 < t3
+    and t4 > t3, in every order (Swift's ctype_timestamp)."""
+    t1, t2, t3, t4 = (Timestamp(i * 100) for i in range(1, 5))
+    put1 = ObjectRow("o", t1, 5, "text/plain", "e1")
+    post = ObjectRow("o", t1, 5, "image/png", "e1", ctype_timestamp=t3)
+    put2 = ObjectRow("o", t2, 7, "text/html", "e2")
+    put4 = ObjectRow("o", t4, 9, "text/csv", "e4")
+    for a, b in ((put1, post), (post, put1)):
+        assert merge_object_rows(a, b) == post
+    for a, b in ((post, put2), (put2, post)):  # the newer data keeps the POST's newer type
+        assert merge_object_rows(a, b) == ObjectRow("o", t2, 7, "image/png", "e2", ctype_timestamp=t3)
+    for a, b in ((post, put4), (put4, post)):  # a PUT newer than the POST replaces the type
+        assert merge_object_rows(a, b) == put4
+    assert ObjectRow("o", t2, ctype_timestamp=t1) == ObjectRow("o", t2)  # normalised
+
+
+def test_row_wire_backward_compatible():
+    t1, t3 = Timestamp(100), Timestamp(300)
+    plain = ObjectRow("o", t1, 5, "text/plain", "e1")
+    assert row_to_list(plain) == ["o", "o", t1.internal, 5, "text/plain", "e1", 0]
+    posted = ObjectRow("o", t1, 5, "image/png", "e1", ctype_timestamp=t3)
+    assert row_to_list(posted)[7:] == [t3.internal]
+    assert row_from_list(row_to_list(posted)) == posted
+    assert row_digest(plain) == row_digest(row_from_list(["o", "o", t1.internal, 5, "text/plain", "e1", 0]))
+
+
+@given(st.one_of(obj_st, cont_st), st.integers(0, 2**40))
+def test_row_stored_round_trip(row, rowid):
+    item = json.loads(json.dumps(row_to_stored(row, rowid)))
+    assert row_from_stored(item) == row and item[-1] == rowid
 
 
 def test_container_row_rules():
