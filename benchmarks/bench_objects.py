@@ -233,6 +233,10 @@ async def _run_target(target: Target, args: argparse.Namespace) -> dict[str, Any
 def _ringstack(args: argparse.Namespace, root: str) -> tuple[Any, Target]:
     from tests.support.cluster import start_cluster
 
+    # Like the Swift side (log_level = WARNING): no per-request log lines,
+    # which the storage nodes would otherwise write on their event loops into
+    # a pipe this loaded process drains.
+    os.environ.setdefault("RINGSTACK_LOG_LEVEL", "WARNING")
     cluster = start_cluster(root, workers=args.workers, extra_config={"proxy": {"log_requests": False}})
     token, url = cluster.auth("test:tester", "testing")
     pids = [n.proc.pid for n in cluster.nodes if n is not None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drives", default="", help="NAME=PATH[,NAME=PATH...] (default: [storage] drives)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="0 = any free port (default: [storage] port or 0)")
-    p.add_argument("--log-level", default="INFO")
+    # RINGSTACK_LOG_LEVEL lets a harness quiet every node it starts (the
+    # per-request INFO line is written on the event loop).
+    p.add_argument("--log-level", default=os.environ.get("RINGSTACK_LOG_LEVEL", "INFO"))
     p.add_argument("--mount-check", action="store_true", help="answer 507 for a drive that is not a mount point")
 
 
