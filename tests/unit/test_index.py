@@ -125,6 +125,26 @@ def test_async_pending_keeps_the_newest_update(env):
                                              "x-container-partition": "1"}), str)
 
 
+def test_async_pending_merges_a_post_row_with_a_put_row(env):
+    """A queued POST row (data 5, type at 7) and a queued PUT row (data 6)
+    merge as container rows do: data from the PUT, type from the POST; the
+    updater's remove only takes the merged row it sent."""
+    idx = DriveIndex(env)
+    hdrs = {"x-container-host": "127.0.0.1:1", "x-container-device": "d1", "x-container-partition": "3"}
+    post = async_pending.build_updates("PUT", hdrs, "/a/c/o", H1, T("5"), 1, "image/png", "e5", T("7"))
+    put = async_pending.build_updates("PUT", hdrs, "/a/c/o", H1, T("6"), 2, "text/plain", "e6")
+    for order in ((post, put), (put, post)):
+        idx.apply([async_pending.op_enqueue(env, u[0]) for u in order])
+        (queued,) = async_pending.pending_updates(env)
+        h = queued.headers
+        assert (h["X-Timestamp"], h["X-Size"], h["X-Etag"]) == (T("6").internal, "2", "e6")
+        assert (h["X-Content-Type"], queued.ctype_timestamp) == ("image/png", T("7"))
+        idx.apply([async_pending.op_remove(env, queued.key, T("6"), T("6"))])  # not the one sent
+        assert async_pending.pending_updates(env)
+        idx.apply([async_pending.op_remove(env, queued.key, T("6"), T("7"))])
+        assert async_pending.pending_updates(env) == []
+
+
 # -- drive layer conformance (both implementations) ------------------------------------------
 
 @pytest.fixture(params=["disk", "memory"])
