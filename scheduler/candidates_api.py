@@ -94,25 +94,8 @@ class Query:
 
 
 def parse_resources(qs: str) -> tuple[tuple[str, int], ...]:
-    form = ("Badly formed resources parameter. Expected resources query string parameter "
-            "in form: ?resources=VCPU:2,MEMORY_MB:1024. Got: ")
-    if qs.strip() == "":
-        raise bad_request(form + "empty string.")
-    out: dict[str, int] = {}
-    for rt in qs.split(","):
-        parts = rt.split(":")
-        if len(parts) != 2:
-            raise bad_request(form + f"{rt}.")
-        rc, raw = parts
-        try:
-            amount = int(raw)
-        except ValueError:
-            raise bad_request(f"Requested resource {rc} expected positive integer amount. "
-                              f"Got: {raw}.") from None
-        if amount < 1:
-            raise bad_request(f"Requested resource {rc} requires amount >= 1. Got: {amount}.")
-        out[rc] = amount
-    return tuple(out.items())
+    """util.normalize_resources_qs_param (one implementation, in _api_query)."""
+    return tuple(_api_query.parse_resources(qs).items())
 
 
 def parse_traits(val: str, allow_forbidden: bool, allow_any: bool
