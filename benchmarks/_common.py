@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -125,3 +127,33 @@ def bar_plot(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+READY_RE = re.compile(r"^READY (\S+) ([0-9.]+):(\d+)\s*$")
+
+
+def start_storage_node(drive: str, *, group_commit: bool = True,
+                       log_level: str = "WARNING") -> tuple[subprocess.Popen[str], int]:
+    """Start ``ringstack serve storage`` on one drive directory and a free
+    port; return the process and the port from its READY line."""
+    argv = [sys.executable, "-m", "cli.main", "serve", "storage", "--drives", f"d1={drive}",
+            "--port", "0", "--log-level", log_level]
+    if not group_commit:
+        argv.append("--no-group-commit")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = READY_RE.match(line.strip())
+        if m:
+            return proc, int(m.group(3))
+    proc.wait()
+    raise RuntimeError(f"storage server exited {proc.returncode} before READY")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank below), 0.0 for no values."""
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]

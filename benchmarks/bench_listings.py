@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
 import trio
 
-from benchmarks._common import emit
+from benchmarks._common import emit, percentile, start_storage_node
 
 HELP = "container-row PUTs at concurrency 1/8/32 (group commit on/off) and listing GETs on one node"
-READY_RE = re.compile(r"^READY (\S+) ([0-9.]+):(\d+)\s*$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,27 +39,6 @@ def _cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _start(drive: str, group: bool) -> tuple[subprocess.Popen[str], int]:
-    argv = [sys.executable, "-m", "cli.main", "serve", "storage", "--drives", f"d1={drive}",
-            "--port", "0", "--log-level", "WARNING"]
-    if not group:
-        argv.append("--no-group-commit")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        m = READY_RE.match(line.strip())
-        if m:
-            return proc, int(m.group(3))
-    proc.wait()
-    raise RuntimeError(f"storage server exited {proc.returncode} before READY")
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
 
 
 async def _rows(port: int, pid: int, conc: int, seconds: float, counter: list[int]) -> dict[str, Any]:
@@ -93,7 +69,7 @@ async def _rows(port: int, pid: int, conc: int, seconds: float, counter: list[in
             nursery.start_soon(worker)
     wall = time.perf_counter() - t0
     return {"concurrency": conc, "ops": len(lat), "ops_per_s": round(len(lat) / wall, 1),
-            "p50_ms": round(_pct(lat, 0.5) * 1000, 2), "p99_ms": round(_pct(lat, 0.99) * 1000, 2),
+            "p50_ms": round(percentile(lat, 0.5) * 1000, 2), "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
             "server_cpu_us_per_op": round((_cpu(pid) - c0) / max(1, len(lat)) * 1e6), "errors": errors}
 
 
@@ -123,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parent = tempfile.mkdtemp(prefix="bench-listings-")
         drive = os.path.join(parent, "d1")
         os.mkdir(drive)
-        proc, port = _start(drive, mode == "group")
+        proc, port = start_storage_node(drive, group_commit=mode == "group")
         try:
             async def main(proc: subprocess.Popen[str] = proc, port: int = port,
                            mode: str = mode) -> None:

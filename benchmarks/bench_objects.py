@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import psutil
 import trio
 
-from benchmarks._common import emit
+from benchmarks._common import emit, percentile
 
 HELP = "object PUT/GET through the proxy: ops/s, MB/s, p50/p99, CPU/op, proxy RSS in a 1 GiB PUT"
 MIB = 1 << 20
@@ -92,13 +92,6 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 async def _phase(target: Target, method: str, size: int, concurrency: int, seconds: float,
                  names: list[str]) -> dict[str, Any]:
     from common.http import HTTPClient
@@ -156,7 +149,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
         "method": method, "size": size, "concurrency": concurrency, "ops": done, "errors": errors,
         "seconds": round(elapsed, 3), "ops_per_s": round(done / elapsed, 1),
         "mb_per_s": round(done * size / elapsed / 1e6, 1),
-        "p50_ms": round(_pct(latencies, 0.5) * 1000, 2), "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 2), "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "cpu_ms_per_op": round(cpu / max(done, 1) * 1000, 2),
         "proxy_cpu_ms_per_op": round(pcpu / max(done, 1) * 1000, 2),
     }

@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +25,9 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import bar_plot, emit
+from benchmarks._common import bar_plot, emit, percentile, start_storage_node
 
 HELP = "direct PUT/GET 4 KiB and 1 MiB at concurrency 1/8/32 against one storage node (group commit on/off)"
-READY_RE = re.compile(r"^READY (\S+) ([0-9.]+):(\d+)\s*$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,22 +45,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(drive: str, group: bool, log_level: str) -> tuple[subprocess.Popen[str], int]:
-    argv = [sys.executable, "-m", "cli.main", "serve", "storage", "--drives", f"d1={drive}", "--port", "0",
-            "--log-level", log_level]
-    if not group:
-        argv.append("--no-group-commit")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        m = READY_RE.match(line.strip())
-        if m:
-            return proc, int(m.group(3))
-    proc.wait()
-    raise RuntimeError(f"storage server exited {proc.returncode} before READY")
-
-
 def _commit_stats(port: int) -> dict[str, float]:
     """LMDB transactions vs writers committed, from the server's /metrics."""
     import urllib.request
@@ -74,13 +56,6 @@ def _commit_stats(port: int) -> dict[str, float]:
         vals[name] = float(m.group(1)) if m else 0.0
     vals["writers_per_txn"] = round(vals["ops"] / vals["batches"], 2) if vals["batches"] else 0.0
     return vals
-
-
-def _pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return 0.0
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 async def _cell(port: int, method: str, size: int, conc: int, seconds: float, names: list[str],
@@ -127,7 +102,7 @@ async def _cell(port: int, method: str, size: int, conc: int, seconds: float, na
     wall = time.perf_counter() - t0
     await client.aclose() if hasattr(client, "aclose") else None
     return {"ops": len(lat), "ops_per_s": round(len(lat) / wall, 1),
-            "p50_ms": round(_pct(lat, 0.5) * 1000, 2), "p99_ms": round(_pct(lat, 0.99) * 1000, 2),
+            "p50_ms": round(percentile(lat, 0.5) * 1000, 2), "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
             "errors": errors, "MB_per_s": round(len(lat) * size / wall / 1e6, 1)}
 
 
@@ -139,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parent = tempfile.mkdtemp(prefix="bench-storage-", dir=args.drive_dir or None)
         drive = os.path.join(parent, "d1")
         os.mkdir(drive)
-        proc, port = _start(drive, mode == "group", args.log_level)
+        proc, port = start_storage_node(drive, group_commit=mode == "group", log_level=args.log_level)
         ts_base = [int(time.time() * 100000)]
         try:
             for size in sizes:
