@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 from common.http import Headers, Request, Response
 from proxy import _slo_core as core
-from proxy._subrequest import discard, subrequest
+from proxy._subrequest import conditional_response, discard, subrequest
 
 LISTING_LIMIT = 10000
 MAX_PAGES = 100
@@ -85,11 +85,8 @@ async def respond(mw: Any, request: Request, account: str, manifest: Response) -
     headers = Headers([(k, v) for k, v in h.items() if not mw._dropped(k)])
     headers.set("etag", f'"{etag}"')
     headers.set("accept-ranges", "bytes")
-    cond = core.conditional_status(request.headers, etag, h.get("last-modified") or "", request.method)
-    if cond == 304:
-        return Response(304, headers)
-    if cond == 412:
-        return Response.text(412, headers=headers)
+    if (cond := conditional_response(request, headers, etag, h.get("last-modified") or "")) is not None:
+        return cond
     headers.set("content-length", str(size))
     if request.method == "HEAD":
         return Response(200, headers, b"")

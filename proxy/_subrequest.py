@@ -13,6 +13,7 @@ from typing import Any
 
 from common.http import REASONS as _REASONS
 from common.http import Headers, Request, Response
+from proxy._slo_ranges import conditional_status
 
 REASONS: dict[int, str] = dict(_REASONS)
 NOT_INHERITED = ("swift_owner", "container_info")
@@ -68,3 +69,15 @@ async def discard(resp: Response) -> None:
     """Release a response whose body we do not want (closes a stream)."""
     if not isinstance(resp.body, (bytes, bytearray)):
         await aclose(resp.body)
+
+
+def conditional_response(request: Request, headers: Headers, etag: str, last_modified: str) -> Response | None:
+    """The 304/412 a large object's GET/HEAD answers to If-* headers against
+    its own ETag (not the manifest's), or None to serve it. Shared by SLO
+    and DLO."""
+    cond = conditional_status(request.headers, etag, last_modified, request.method)
+    if cond == 304:
+        return Response(304, headers)
+    if cond == 412:
+        return Response.text(412, headers=headers)
+    return None

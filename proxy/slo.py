@@ -38,7 +38,7 @@ from proxy import _dlo
 from proxy import _slo_core as core
 from proxy._slo_delete import delete_manifest
 from proxy._slo_put import put_manifest
-from proxy._subrequest import body_chunks, discard, subrequest
+from proxy._subrequest import body_chunks, conditional_response, discard, subrequest
 from proxy.acl import split_swift_path
 
 COND_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
@@ -217,11 +217,8 @@ class StaticLargeObject:
             headers.set("x-manifest-etag", h["etag"].strip('"'))
         headers.set("x-static-large-object", "True")
         headers.set("accept-ranges", "bytes")
-        cond = core.conditional_status(request.headers, etag, h.get("last-modified") or "", request.method)
-        if cond == 304:
-            return Response(304, headers)
-        if cond == 412:
-            return Response.text(412, headers=headers)
+        if (cond := conditional_response(request, headers, etag, h.get("last-modified") or "")) is not None:
+            return cond
         headers.set("content-length", str(size))
         if part is not None and stored is not None:
             return await self._part_response(request, account, headers, stored, int(part), size)
