@@ -79,7 +79,10 @@ def test_bitrot_is_never_served_and_is_repaired(tmp_path):
 
         rounds = replicate_until_quiet(cluster)
         assert all(s["full_rehash"] for s in rounds[0])
-        assert sum(s["files_sent"] for s in rounds[0]) >= 3  # one replica of each restored
+        # one replica of each restored; not necessarily in the first round: a
+        # peer may answer REPLICATE from its cached hashes before its own
+        # full rehash notices the lost file, and primaries only push
+        assert sum(s["files_sent"] for r in rounds for s in r) >= 3
         check_replicas(cluster, "AUTH_test", written)
         assert handoff_leftovers(cluster) == []
         for w in written:
