@@ -26,12 +26,14 @@ from urllib.parse import quote
 import trio
 
 from common.http import ClientConnection, Headers, HTTPClient, UpstreamError
+from common.log import get_logger, log_event
 from common.timestamp import Timestamp, TimestampError, TimestampSource
 from proxy.config import ProxyConfig
-from proxy.node_iter import ErrorLimiter, NodeIter
+from proxy.node_iter import ErrorLimiter, NodeIter, node_key
 from ring.ringfile import RingDevice
 
 TIMESTAMP_HEADERS = ("x-backend-timestamp", "x-timestamp", "x-put-timestamp")
+_log = get_logger("proxy.backend")
 
 
 @dataclass(slots=True)
@@ -83,9 +85,18 @@ class Backend:
 
     def record(self, node: RingDevice, status: int | None) -> None:
         if status is None or status == 503 or status == 500:
+            was_limited = self.limiter.is_limited(node)
             self.limiter.error_occurred(node)
         elif status == 507:
+            was_limited = self.limiter.is_limited(node)
             self.limiter.limit_now(node)
+        else:
+            return
+        if not was_limited and self.limiter.is_limited(node):
+            # Swift's "Node error limited": the device is skipped until the
+            # cool-down passes; operators look for this line.
+            log_event(_log, "error_limited", node=node_key(node), status=status,
+                      cooldown=self.limiter.interval)
 
     # -- one request ---------------------------------------------------------
     async def open(
