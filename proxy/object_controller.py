@@ -37,11 +37,9 @@ from proxy.put import stream_put
 from proxy.quorum import (
     ConsistencyError,
     Repair,
-    best_response,
     parse_consistency,
-    put_outcome,
-    quorum_size,
     replicas_for,
+    write_outcome,
 )
 from ring.ringfile import RingDevice
 
@@ -197,7 +195,7 @@ async def _put(
             app.node_iter(app.rings.object, part, nodes), n, "PUT", path_for,  # type: ignore[arg-type]
             lambda i: {**base, **updates[i]}, data, quorum=w,
         )
-        outcome = put_outcome([a.status for a in answers], n, w)
+        outcome = write_outcome([a.status for a in answers], n, w)
         etag_list = [a.headers.get("etag", "") or "" for a in answers if a.status is not None and 200 <= a.status < 300]
         return _put_response(outcome.status, etag_list, ts, tid, "")
     ts = app.timestamps.next()
@@ -259,14 +257,12 @@ async def _post_or_delete(
         app.node_iter(app.rings.object, part, nodes), n, method, path_for,  # type: ignore[arg-type]
         lambda i: {**base, **updates[i]},
     )
-    statuses = [a.status for a in answers]
-    ok = sum(1 for s in statuses if s is not None and 200 <= s < 300)
-    if ok >= w:
-        return swift_status(202 if method == "POST" else 204)
-    idx = best_response(statuses, quorum_size(n))
-    if idx is not None and statuses[idx] is not None and statuses[idx] >= 400:  # type: ignore[operator]
-        return swift_status(statuses[idx])  # type: ignore[arg-type]
-    return Response.text(503, f"only {ok} of the {w} replicas required acknowledged the {method}")
+    post = method == "POST"
+    outcome = write_outcome([a.status for a in answers], n, w, success=202 if post else 204,
+                            superseded_accepted=post)
+    if outcome.status == 503:
+        return Response.text(503, f"{method}: {outcome.reason}")
+    return swift_status(outcome.status)
 
 
 # -- read repair -------------------------------------------------------------------

@@ -40,7 +40,7 @@ from common.http import (
 from common.log import get_logger, log_event
 from proxy.backend import Backend
 from proxy.node_iter import NodeIter
-from proxy.quorum import PutOutcome, put_outcome
+from proxy.quorum import WriteOutcome, write_outcome
 from ring.ringfile import RingDevice
 
 _log = get_logger("proxy.put")
@@ -48,7 +48,7 @@ _log = get_logger("proxy.put")
 
 @dataclass
 class PutResult:
-    outcome: PutOutcome
+    outcome: WriteOutcome
     statuses: list[int | None]
     etags: list[str] = field(default_factory=list)
     headers: list[Headers] = field(default_factory=list)
@@ -201,9 +201,9 @@ async def stream_put(
             await s.conn.aclose()
         refusals = [s for s in early if s is not None and s < 500]
         if refusals and len(refusals) + len(live) >= 1 and all(s == refusals[0] for s in refusals):
-            outcome = put_outcome(refusals, len(refusals), 1)
+            outcome = write_outcome(refusals, len(refusals), 1)
             return PutResult(outcome, early, message="refused by the object servers")
-        return PutResult(PutOutcome(503, ""), early, message=f"only {len(live)} of {w} required object servers reachable")
+        return PutResult(WriteOutcome(503, ""), early, message=f"only {len(live)} of {w} required object servers reachable")
 
     client_error: Exception | None = None
     too_few = False
@@ -262,10 +262,10 @@ async def stream_put(
             nursery.cancel_scope.cancel()
     statuses = [s.status if s.alive or s.status else None for s in live] + [e for e in early]
     if client_error is not None:
-        return PutResult(PutOutcome(client_error.status, ""), statuses, client_error=client_error)  # type: ignore[attr-defined]
+        return PutResult(WriteOutcome(client_error.status, ""), statuses, client_error=client_error)  # type: ignore[attr-defined]
     if too_few:
-        return PutResult(PutOutcome(503, ""), statuses, message="too many object servers failed during the upload")
-    outcome = put_outcome([s.status for s in live], n, w)
+        return PutResult(WriteOutcome(503, ""), statuses, message="too many object servers failed during the upload")
+    outcome = write_outcome([s.status for s in live], n, w)
     etags = [s.headers.get("etag", "") or "" for s in live if s.status is not None and 200 <= s.status < 300]
     return PutResult(outcome, statuses, etags, [s.headers for s in live if s.status is not None])
 

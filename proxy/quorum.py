@@ -7,7 +7,8 @@ Rules (DESIGN, invariants 1 and 2):
   answers fall in it; 5xx, timeouts and connection errors never count towards
   a quorum (Swift's ``have_quorum`` / ``best_response``). No class with quorum
   means 503: the outcome is unknown, never "definitely not stored".
-- A PUT is acknowledged (201) only when W nodes answered 2xx (invariant 1).
+- A write is acknowledged only when W nodes answered 2xx (invariant 1); a
+  409 on PUT/POST means superseded by a newer write (``write_outcome``).
 - Never answer 404 unless absence is proven: a tombstone newer than every
   success seen, or a quorum of 404s and no success (invariant 2).
 - Reads with R > 1 serve the newest replica (by ``X-Backend-Timestamp``) and
@@ -92,31 +93,49 @@ def best_response(statuses: Sequence[int | None], quorum: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class PutOutcome:
+class WriteOutcome:
     status: int
     reason: str
 
 
-def put_outcome(statuses: Sequence[int | None], n: int, w: int) -> PutOutcome:
-    """The client's answer to a PUT/POST/DELETE fanned out to ``n`` nodes.
+def _status_with_quorum(statuses: Sequence[int | None], quorum: int) -> int | None:
+    """Index of the first answer whose exact 4xx status ``quorum`` nodes gave."""
+    for i, s in enumerate(statuses):
+        if s is not None and 400 <= s < 500 and statuses.count(s) >= quorum:
+            return i
+    return None
 
-    ``statuses`` holds one entry per node tried (None: error/timeout). 2xx
-    from W nodes acknowledges (invariant 1); 409 from a quorum means a newer
-    timestamp is already there (202, as Swift answers); a quorum of 4xx relays
-    that 4xx; anything else is 503 (indeterminate)."""
+
+def write_outcome(statuses: Sequence[int | None], n: int, w: int, success: int = 201,
+                  superseded_accepted: bool = True) -> WriteOutcome:
+    """The client's answer to a PUT, POST or DELETE fanned out to ``n`` nodes.
+
+    ``statuses`` holds one entry per node tried (None: error/timeout).
+    - 2xx from W nodes acknowledges with ``success`` (invariant 1).
+    - With ``superseded_accepted`` (PUT, POST), 409 means a newer write
+      already holds the object there: last write wins, so this write was
+      superseded, not refused; 409s plus successes from W nodes answer 202,
+      as Swift's proxy answers a PUT. A DELETE relays its 409.
+    - Otherwise a 4xx: the exact status a quorum gave (two tombstones' 404
+      beat one newer ``.meta``'s 409 for a POST racing a DELETE), else
+      Swift's ``best_response`` over the 4xx class.
+    - Anything else is 503: indeterminate, never "definitely not stored"."""
     ok = sum(1 for s in statuses if s is not None and 200 <= s < 300)
     if ok >= w:
-        return PutOutcome(201, "Created")
+        return WriteOutcome(success, "")
     conflicts = sum(1 for s in statuses if s == 409)
-    if conflicts and conflicts + ok >= w:
-        return PutOutcome(202, "Accepted")
-    idx = best_response(statuses, quorum_size(n))
+    if superseded_accepted and conflicts and conflicts + ok >= w:
+        return WriteOutcome(202, "Accepted")
+    q = quorum_size(n)
+    idx = _status_with_quorum(statuses, q)
+    if idx is None:
+        idx = best_response(statuses, q)
     if idx is not None:
         s = statuses[idx]
         assert s is not None
         if s >= 400:
-            return PutOutcome(s, "")
-    return PutOutcome(503, f"only {ok} of the {w} replicas required acknowledged the write")
+            return WriteOutcome(s, "")
+    return WriteOutcome(503, f"only {ok} of the {w} replicas required acknowledged the write")
 
 
 @dataclass(frozen=True, slots=True)

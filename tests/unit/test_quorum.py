@@ -12,11 +12,11 @@ from proxy.quorum import (
     have_quorum,
     newest,
     parse_consistency,
-    put_outcome,
     quorum_size,
     read_decision,
     repair_plan,
     replicas_for,
+    write_outcome,
 )
 
 statuses = st.one_of(st.none(), st.sampled_from([200, 201, 202, 204, 304, 400, 404, 409, 412, 422, 499, 500, 503, 507]))
@@ -59,7 +59,7 @@ def test_best_response_picks_a_class_with_quorum(sts: list[int | None]) -> None:
 @given(st.lists(statuses, min_size=1, max_size=7), st.integers(min_value=1, max_value=7))
 def test_put_acknowledged_only_with_w_successes(sts: list[int | None], w: int) -> None:
     """Invariant 1: a 2xx means at least W nodes acknowledged (or 409s prove newer data)."""
-    out = put_outcome(sts, len(sts), w)
+    out = write_outcome(sts, len(sts), w)
     ok = sum(1 for s in sts if s is not None and 200 <= s < 300)
     if out.status == 201:
         assert ok >= w
@@ -73,11 +73,45 @@ def test_put_acknowledged_only_with_w_successes(sts: list[int | None], w: int) -
 
 
 def test_put_examples() -> None:
-    assert put_outcome([201, 201, None], 3, 2).status == 201
-    assert put_outcome([201, None, None], 3, 2).status == 503
-    assert put_outcome([422, 422, 422], 3, 2).status == 422
-    assert put_outcome([201, 507, 503], 3, 2).status == 503
-    assert put_outcome([409, 409, 201], 3, 2).status == 202
+    assert write_outcome([201, 201, None], 3, 2).status == 201
+    assert write_outcome([201, None, None], 3, 2).status == 503
+    assert write_outcome([422, 422, 422], 3, 2).status == 422
+    assert write_outcome([201, 507, 503], 3, 2).status == 503
+    assert write_outcome([409, 409, 201], 3, 2).status == 202
+
+
+def test_post_and_delete_examples() -> None:
+    post = {"success": 202, "superseded_accepted": True}
+    delete = {"success": 204, "superseded_accepted": False}
+    # a POST older than a racing POST's .meta was superseded, not refused
+    assert write_outcome([409, 409, 202], 3, 2, **post).status == 202
+    # a POST racing a DELETE: two tombstones prove the object deleted; one
+    # node's newer .meta (409) does not make the answer a conflict
+    assert write_outcome([409, 404, 404], 3, 2, **post).status == 404
+    assert write_outcome([404, 404, 202], 3, 2, **post).status == 404
+    # a DELETE older than the data relays the conflict
+    assert write_outcome([409, 409, 204], 3, 2, **delete).status == 409
+    assert write_outcome([204, 204, None], 3, 2, **delete).status == 204
+    assert write_outcome([204, None, 503], 3, 2, **delete).status == 503
+    # no single 4xx status has quorum: Swift's best_response (highest of the class)
+    assert write_outcome([400, 412, None], 3, 2, **delete).status == 412
+
+
+@given(st.lists(statuses, min_size=1, max_size=7), st.integers(min_value=1, max_value=7), st.booleans())
+def test_write_outcome_4xx_only_from_a_quorum_of_4xx(sts: list[int | None], w: int, superseded: bool) -> None:
+    """A 4xx tells the client the write was not applied: it needs a quorum of
+    4xx answers and fewer than W successes; a status that a quorum gave by
+    itself is the one relayed."""
+    out = write_outcome(sts, len(sts), w, success=204, superseded_accepted=superseded)
+    ok = sum(1 for s in sts if s is not None and 200 <= s < 300)
+    q = quorum_size(len(sts))
+    if 400 <= out.status < 500:
+        assert ok < w and sum(1 for s in sts if s is not None and 400 <= s < 500) >= q
+        exact = [s for s in sts if s is not None and 400 <= s < 500 and sts.count(s) >= q]
+        if exact:
+            assert out.status == exact[0]
+    if out.status == 202:
+        assert superseded and 409 in sts
 
 
 ts_st = st.builds(Timestamp, st.integers(min_value=1, max_value=50))
