@@ -241,14 +241,42 @@ class DiskDrives:
     @contextmanager
     def lock_dir(self, path: Path) -> Iterator[None]:
         """Create ``path`` durably and hold an exclusive ``flock`` on it:
-        serialises settling one object across threads and worker processes."""
-        _makedirs_durable(path)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        serialises settling one object across threads and worker processes.
+
+        Empty hash directories are removed (``remove_empty_dirs``) only by a
+        holder of this lock, but a rehash may remove one, or its suffix
+        directory, between our ``mkdir`` and our ``open``/``flock``. So the
+        lock is taken on what is linked at ``path`` once we hold it: a
+        vanished or replaced directory is created again and locked anew.
+        While the lock is held, ``path`` is the directory we locked."""
+        fd = self._lock_linked_dir(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _lock_linked_dir(path: Path) -> int:
+        for _ in range(100):
+            try:
+                _makedirs_durable(path)
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:  # a parent removed under our mkdir
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held = os.fstat(fd)
+                linked = os.stat(path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if held.st_nlink > 0 and (held.st_dev, held.st_ino) == (linked.st_dev, linked.st_ino):
+                return fd
+            os.close(fd)
+        raise OSError(errno.EAGAIN, "hash directory keeps vanishing under its lock", str(path))
 
     @contextmanager
     def lock_partition(self, root: Path, partition: int, shared: bool) -> Iterator[None]:

@@ -167,13 +167,14 @@ def rehash_from_disk(ctx: NodeContext, drive: str, part: int, suffixes: list[str
                     drives.remove_empty_dirs(loc.dir, part_dir)
                     continue
                 held = idx.get(part, h) if not rec.files else None
+                if not rec.files:  # every file gone behind the index's back
+                    # under the dir lock: a writer holding it keeps its directory
+                    drives.remove_empty_dirs(loc.dir, part_dir)
             if rec.files:
                 ops.append(idx.op_put_row(part, h, rec))
                 seen.setdefault(s, []).append((h, rec))
-            else:  # every file gone behind the index's back
-                if held is not None:
-                    ops.append(idx.op_delete_row_if(part, h, held.files))
-                drives.remove_empty_dirs(loc.dir, part_dir)
+            elif held is not None:
+                ops.append(idx.op_delete_row_if(part, h, held.files))
         for h, rec in idx.rows(part, s):
             if h not in on_disk:
                 ops.append(idx.op_delete_row_if(part, h, rec.files))
