@@ -13,6 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from common.memory import keep_freed_memory
+
 # module -> what it provides (for the error message when it fails to import)
 COMMAND_MODULES = (
     "ring.cli",            # ringstack ring ...
@@ -92,6 +94,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    keep_freed_memory()  # every ringstack process, servers first (common/memory.py)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -1,0 +1,53 @@
+"""Process memory policy: keep freed heap memory for reuse (glibc ``mallopt``).
+
+Why: a large PUT or GET moves bodies through 256 KiB receives, 1 MiB write
+batches and joined node sends. glibc serves such blocks with ``mmap`` (or
+trims them off the heap top) and gives them back on ``free``, so the next
+block is fresh memory: every 4 KiB page faults in again and is zeroed. On a
+virtual machine that returns freed pages to its host (virtio-balloon free
+page reporting, as on the development machine) a fresh page costs ~5 us, so
+allocating and filling 4 MiB cost 5.3 ms of CPU against 0.26 ms with reused
+memory (``benchmarks/RESULTS.md``, "Fresh memory"). Raising the mmap and
+trim thresholds makes glibc keep freed blocks on the heap and hand the same,
+already mapped pages out again.
+
+Cost: a process keeps up to ``TRIM_KEEP`` bytes of freed heap instead of
+returning it; its resident size is its high-water mark, which invariant 4
+keeps flat in object size. ``RINGSTACK_MALLOC_TUNING=0`` turns it off (for
+comparisons); on a libc without ``mallopt`` it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_ABOVE = 32 << 20  # blocks from this size up still get their own mapping
+TRIM_KEEP = 256 << 20  # free heap kept before it is returned to the system
+
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Apply the policy once per process; True when glibc took it."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    _applied = False
+    if os.environ.get("RINGSTACK_MALLOC_TUNING", "1") == "0":
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_ABOVE)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_KEEP))
+    return _applied
