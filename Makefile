@@ -30,9 +30,9 @@ run: install
 	$(VENV)/bin/ringstack dev up
 
 # mypy --strict on the sans-I/O cores (DESIGN.md, "Typing"); ruff everywhere.
-CORES := common/timestamp.py ring/hashing.py ring/_framed.py ring/inventory.py ring/builder.py \
+CORES := common/timestamp.py common/bodyhash.py ring/hashing.py ring/_framed.py ring/inventory.py ring/builder.py \
 	ring/ringfile.py ring/lookup.py storage_node/object_core.py storage_node/conditional_core.py \
-	storage_node/rows_core.py storage_node/listing_core.py storage_node/sync_core.py \
+	storage_node/rows_core.py storage_node/body_core.py storage_node/listing_core.py storage_node/sync_core.py \
 	storage_node/paths.py storage_node/integrity.py proxy/quorum.py proxy/node_iter.py proxy/acl.py \
 	proxy/_slo_core.py proxy/_tempauth_core.py replicator/object_core.py replicator/db_core.py \
 	replicator/peers.py scheduler/candidates.py scheduler/_nova_core.py scheduler/microversion.py

@@ -115,8 +115,14 @@ class ClientConnection:
         if chunk:
             await self._send(h11.Data(data=chunk))
 
-    async def end_body(self) -> None:
-        await self._send(h11.EndOfMessage())
+    async def end_body(self, trailers: list[tuple[str, str]] | None = None) -> None:
+        """End the body; ``trailers`` go in the trailer section, which only a
+        chunked body (``Transfer-Encoding: chunked`` request) has."""
+        if trailers:
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in trailers]
+            await self._send(h11.EndOfMessage(headers=raw))
+        else:
+            await self._send(h11.EndOfMessage())
 
     async def _next_event(self) -> h11.Event:
         while True:

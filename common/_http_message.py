@@ -165,11 +165,13 @@ class Request:
     """A request as a handler sees it. The body is read once, either whole
     (``read``) or streamed (``iter_body``); reading raises
     ``ClientDisconnect`` (499) when the client hangs up before the end and
-    ``BodyTimeout`` (408) when it stalls."""
+    ``BodyTimeout`` (408) when it stalls. ``trailers``: the fields of a
+    chunked body's trailer section, set once the body was read to its end
+    (empty before, and for bodies without one)."""
 
     __slots__ = (
         "method", "target", "raw_path", "path", "query_string", "_query", "headers",
-        "client", "content_length", "chunked", "context", "_receive", "_consumed",
+        "client", "content_length", "chunked", "context", "trailers", "_receive", "_consumed",
     )
 
     def __init__(
@@ -195,6 +197,7 @@ class Request:
         self.content_length = content_length
         self.chunked = chunked
         self.context: dict[str, Any] = {}
+        self.trailers = Headers()
         self._receive = receive
         self._consumed = False
 

@@ -96,6 +96,7 @@ class _Connection:
         self.server_header = server_name.encode()
         self.client: tuple[str, int] = ("", 0)
         self._line_done = False  # the current request line has been seen whole
+        self._request: Request | None = None  # the one being served (its trailers)
         sock = getattr(stream, "socket", None)
         if sock is not None:
             try:
@@ -148,6 +149,8 @@ class _Connection:
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
+            if event.headers and self._request is not None:
+                self._request.trailers = Headers.from_raw(event.headers)
             return b""
         raise ClientDisconnect("Client disconnected before sending the whole body")
 
@@ -218,6 +221,7 @@ class _Connection:
             content_length=content_length,
             chunked=chunked,
         )
+        self._request = request
         try:
             response = await self.handler(request)
         except HTTPError as exc:

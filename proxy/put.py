@@ -15,6 +15,12 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
 - The client hanging up (or stalling past the body timeout) aborts every
   slot by closing its connection mid-body, so no node commits anything; the
   answer is 499 (408 for a stall).
+- Hashing: the proxy computes the body's MD5 (the ETag) and BLAKE3 root
+  once, as it streams (``common.bodyhash``), and sends them in the chunked
+  body's trailer (``X-Backend-Obj-Trailer: yes``; the client's length, if
+  any, in ``X-Backend-Obj-Content-Length``). Each node hashes only BLAKE3
+  and stores the proxy's MD5 once its own root matches (BACKEND_API.md,
+  "Proxy-hashed PUT"): one MD5 per PUT instead of one per replica.
 - After the body: 201 as soon as W nodes answered 2xx, waiting for the
   others at most ``post_quorum_timeout``; the rest are cut off (their nodes
   either finish or discard; replication evens them out).
@@ -29,6 +35,14 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
+from common.bodyhash import (
+    DECLARED_LENGTH,
+    PROXY_HASHED,
+    TRAILER_ETAG,
+    TRAILER_ROOT,
+    ChunkHasher,
+    root_hash,
+)
 from common.http import (
     BodyTimeout,
     BodyTooLarge,
@@ -82,11 +96,12 @@ class _Slot:
         except (UpstreamError, trio.TooSlowError):
             await self.fail(backend)
 
-    async def finish(self, backend: Backend) -> None:
-        """End the body and read the node's answer (bounded by node_timeout)."""
+    async def finish(self, backend: Backend, trailers: list[tuple[str, str]]) -> None:
+        """End the body (with ``trailers``) and read the node's answer
+        (bounded by node_timeout)."""
         try:
             with trio.fail_after(backend.conf.node_timeout):
-                await self.conn.end_body()
+                await self.conn.end_body(trailers)
                 status, headers = await self.conn.read_response()
                 await self.conn.read_body(1 << 20)
         except (UpstreamError, trio.TooSlowError):
@@ -184,10 +199,10 @@ async def stream_put(
 
     async def connect(i: int) -> None:
         hdrs = list(headers_for(i).items())
-        if content_length is None:
-            hdrs.append(("transfer-encoding", "chunked"))
-        else:
-            hdrs.append(("content-length", str(content_length)))
+        hdrs.append(("transfer-encoding", "chunked"))  # the trailer needs chunked framing
+        hdrs.append((PROXY_HASHED, "yes"))
+        if content_length is not None:
+            hdrs.append((DECLARED_LENGTH, str(content_length)))
         if expect:
             hdrs.append(("expect", "100-continue"))
         slots[i] = await _connect(backend, nodes, path_for, hdrs, expect, early)
@@ -208,6 +223,7 @@ async def stream_put(
     client_error: Exception | None = None
     too_few = False
     received = 0
+    hasher = ChunkHasher()
     try:
         # Chunks go to each live node in turn: the kernel's socket buffers
         # absorb the skew between nodes, and a node that stalls for
@@ -220,6 +236,7 @@ async def stream_put(
             received += len(chunk)
             if received > max_size:
                 raise BodyTooLarge("Your request is too large.")
+            hasher.update(chunk)
             pending.append(chunk)
             buffered += len(chunk)
             if buffered < conf.chunk_size:
@@ -240,10 +257,12 @@ async def stream_put(
         for s in live:
             await s.fail(backend)  # closing mid-body: the nodes discard it (invariant 5)
     else:
+        md5, digests = hasher.finish()
+        trailers = [(TRAILER_ETAG, md5), (TRAILER_ROOT, root_hash(digests, hasher.size))]
         async with trio.open_nursery() as nursery:
             for s in live:
                 if s.alive:
-                    nursery.start_soon(s.finish, backend)
+                    nursery.start_soon(s.finish, backend, trailers)
             # 201 once W acknowledged; the rest get post_quorum_timeout.
             while True:
                 ok = sum(1 for s in live if s.status is not None and 200 <= s.status < 300)

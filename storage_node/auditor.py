@@ -23,11 +23,12 @@ from pathlib import Path
 
 import trio
 
+from common.bodyhash import n_chunks
 from common.log import log_event
 from storage_node.context import NodeContext
 from storage_node.diskfile import ObjectLocation, ObjectReader
 from storage_node.drive import DiskDrives, DriveUnavailable
-from storage_node.integrity import CorruptData, n_chunks
+from storage_node.integrity import CorruptData
 from storage_node.object_core import ObjectRecord
 from storage_node.object_server import quarantine_object
 from storage_node.paths import BackendPath

@@ -26,18 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.bodyhash import CHUNK_SIZE, ChunkHasher, root_hash
 from common.timestamp import Timestamp
+from storage_node.body_core import BodyFingerprint, accepted_etag
 from storage_node.drive import DriveLayer, ReadHandle, TempFile
 from storage_node.integrity import (
-    CHUNK_SIZE,
     DIGEST_SIZE,
     FOOTER,
-    ChunkHasher,
     CorruptData,
     decode_footer,
     decode_trailer,
     encode_trailer,
-    root_hash,
     verify_chunk,
 )
 from storage_node.object_core import (
@@ -103,24 +102,29 @@ def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, A
 class ObjectWriter:
     """Streams one PUT body to a temp file; not thread-safe, one call at a time."""
 
-    def __init__(self, drives: DriveLayer, root: Path) -> None:
+    def __init__(self, drives: DriveLayer, root: Path, md5: bool = True) -> None:
         self.drives = drives
         self.tmp: TempFile = drives.open_temp(root)
-        self.hasher = ChunkHasher()
+        self.hasher = ChunkHasher(md5=md5)  # no MD5 when the proxy hashed the body
         self.meta: dict[str, Any] = {}
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.hasher.update(data)
         self.tmp.write(data)
 
-    def finish(self, name: str, headers: dict[str, str], expected_etag: str | None) -> dict[str, Any]:
-        """Write the trailer and fsync; 422 (temp file removed) on ETag mismatch."""
-        etag, digests = self.hasher.finish()
-        if expected_etag and expected_etag.strip('"').lower() != etag:
+    def finish(self, name: str, headers: dict[str, str], expected_etag: str | None,
+               proxied: BodyFingerprint | None = None) -> dict[str, Any]:
+        """Write the trailer and fsync; 422 (temp file removed) when the body
+        does not match the client's ETag or the proxy's fingerprint
+        (``body_core.accepted_etag``)."""
+        md5, digests = self.hasher.finish()
+        root = root_hash(digests, self.hasher.size)
+        try:
+            etag = accepted_etag(md5, root, proxied, expected_etag)
+        except ObjectError:
             self.abort()
-            raise ObjectError(422, f"Unprocessable Entity: ETag {expected_etag} does not match body MD5 {etag}")
-        self.meta = {"name": name, "size": self.hasher.size, "etag": etag,
-                     "root": root_hash(digests, self.hasher.size), "headers": headers}
+            raise
+        self.meta = {"name": name, "size": self.hasher.size, "etag": etag, "root": root, "headers": headers}
         self.tmp.write(encode_trailer(self.meta, digests))
         self.tmp.fsync()
         return self.meta

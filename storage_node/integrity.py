@@ -19,7 +19,6 @@ replica's content for the replicator and the auditor.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from typing import Any
 
 import blake3
 
-CHUNK_SIZE = 1 << 20
+from common.bodyhash import n_chunks
+
 DIGEST_SIZE = 32
 MAGIC = b"RSTKTRL1"
 FOOTER = struct.Struct("<QQ8s")
@@ -37,50 +37,6 @@ class CorruptData(Exception):
     """Bytes on disk that do not match their checksum (quarantine them)."""
 
     status = 500
-
-
-class ChunkHasher:
-    """MD5 (the client ETag) and chunked BLAKE3 over a body fed in any pieces.
-
-    Feeding the same bytes in any split gives the same result (tested byte by
-    byte)."""
-
-    __slots__ = ("_md5", "_cur", "_cur_len", "_digests", "size")
-
-    def __init__(self) -> None:
-        self._md5 = hashlib.md5()
-        self._cur = blake3.blake3()
-        self._cur_len = 0
-        self._digests: list[bytes] = []
-        self.size = 0
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        mv = memoryview(data)
-        self._md5.update(mv)
-        self.size += len(mv)
-        while len(mv):
-            take = min(len(mv), CHUNK_SIZE - self._cur_len)
-            self._cur.update(mv[:take])
-            self._cur_len += take
-            mv = mv[take:]
-            if self._cur_len == CHUNK_SIZE:
-                self._digests.append(self._cur.digest())
-                self._cur = blake3.blake3()
-                self._cur_len = 0
-
-    def finish(self) -> tuple[str, list[bytes]]:
-        """``(md5 hex, chunk digests)``; call once."""
-        if self._cur_len or not self._digests:
-            self._digests.append(self._cur.digest())
-        return self._md5.hexdigest(), self._digests
-
-
-def n_chunks(size: int) -> int:
-    return max(1, -(-size // CHUNK_SIZE))
-
-
-def root_hash(digests: list[bytes], size: int) -> str:
-    return blake3.blake3(b"".join(digests) + size.to_bytes(8, "little")).hexdigest()
 
 
 def encode_trailer(meta: dict[str, Any], digests: list[bytes]) -> bytes:

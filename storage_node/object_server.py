@@ -30,10 +30,17 @@ from pathlib import Path
 
 import trio
 
+from common.bodyhash import CHUNK_SIZE
 from common.http import BodyTimeout, ClientDisconnect, Request, Response
 from common.log import log_event
 from common.timestamp import Timestamp
 from storage_node import async_pending
+from storage_node.body_core import (
+    BodyFingerprint,
+    declared_length,
+    is_proxy_hashed,
+    proxy_fingerprint,
+)
 from storage_node.conditional_core import (
     Unsatisfiable,
     evaluate_conditions,
@@ -50,7 +57,7 @@ from storage_node.diskfile import (
     write_small,
 )
 from storage_node.drive import DriveUnavailable
-from storage_node.integrity import CHUNK_SIZE, CorruptData
+from storage_node.integrity import CorruptData
 from storage_node.object_core import (
     META,
     TOMB,
@@ -111,8 +118,12 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     check_delete_at(req.headers, ctx.clock())
     if req.content_length is None and not req.chunked:
         return Response.text(411, "Missing Content-Length or Transfer-Encoding: chunked")
+    proxy_hashed = is_proxy_hashed(req.headers)
+    if proxy_hashed and not req.chunked:
+        return Response.text(400, "X-Backend-Obj-Trailer: yes needs a chunked body (the trailer carries its hashes)")
+    declared = declared_length(req.headers, req.content_length)
     limit = ctx.settings.max_object_size
-    if req.content_length is not None and req.content_length > limit:
+    if declared is not None and declared > limit:
         return Response.text(413, f"Object larger than {limit} bytes")
     headers = put_headers(req.headers.items())
     tg = async_pending.targets(req.headers)
@@ -128,26 +139,31 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         check_put_or_delete(held, ts)
         if if_none_match and held is not None and held.exists and not held.expired(ctx.clock()):
             raise ObjectError(412, "If-None-Match: * and the object exists")
-        need = ctx.settings.reserve_bytes + (req.content_length or 0)
+        need = ctx.settings.reserve_bytes + (declared or 0)
         if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
             raise DriveUnavailable(f"drive {bp.drive!r} is full")
-        return loc, ObjectWriter(ctx.drive_layer, root)
+        return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed)
 
-    if req.content_length is not None and req.content_length <= SMALL_BODY:
+    def fingerprint() -> BodyFingerprint | None:
+        """The proxy's hashes from the trailer (once the body was read)."""
+        return proxy_fingerprint(req.trailers) if proxy_hashed else None
+
+    if declared is not None and declared <= SMALL_BODY:
         # Small body: read it first, then one thread hop does the 409 check,
         # write, fsync, rename, directory fsync and settle (fewer wake-ups).
         try:
-            body = await req.read()
+            body = await req.read(declared)
         except (ClientDisconnect, BodyTimeout) as exc:
             return Response.text(exc.status, exc.message or "client disconnected")
-        if len(body) != req.content_length:
+        if len(body) != declared:
             return Response.text(499, "body shorter than Content-Length")
+        proxied = fingerprint()
 
         def write_all() -> tuple[ObjectLocation, ObjectWriter, ObjectRecord]:
             loc, writer = begin()
             try:
                 writer.write(body)
-                writer.finish(bp.name, headers, req.headers.get("etag"))
+                writer.finish(bp.name, headers, req.headers.get("etag"), proxied)
                 rec = writer.commit(loc, ts)
             except BaseException:
                 writer.abort()
@@ -157,7 +173,7 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
 
         loc, writer, rec = await ctx.run(bp.drive, write_all)
     else:
-        loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, limit, begin)
+        loc, writer, rec = await _put_streamed(req, ctx, bp, ts, headers, declared, limit, begin, fingerprint)
     meta = writer.meta
     await async_pending.update_containers(ctx, req.headers, bp.drive, bp.name, loc.hash, "PUT", ts,
                                           meta["size"], headers["content-type"], meta["etag"])
@@ -165,7 +181,8 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
 
 
 async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Timestamp, headers: dict[str, str],
-                        limit: int, begin: Callable[[], tuple[ObjectLocation, ObjectWriter]],
+                        declared: int | None, limit: int, begin: Callable[[], tuple[ObjectLocation, ObjectWriter]],
+                        fingerprint: Callable[[], BodyFingerprint | None],
                         ) -> tuple[ObjectLocation, ObjectWriter, ObjectRecord]:
     """Stream a large or chunked body to the temp file in ``WRITE_BATCH``
     pieces; on any failure the temp file is removed before re-raising."""
@@ -183,17 +200,20 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
             received += len(chunk)
             if received > limit:
                 raise ObjectError(413, f"Object larger than {limit} bytes")
+            if declared is not None and received > declared:
+                raise ObjectError(413, f"Body longer than the {declared} bytes announced")
             buf.append(chunk)
             buffered += len(chunk)
             if buffered >= WRITE_BATCH:
                 data, buf, buffered = buf, [], 0
                 await ctx.run(bp.drive, _write_all, writer, data)
-        if req.content_length is not None and received != req.content_length:
+        if declared is not None and received != declared:
             raise ClientDisconnect("body shorter than Content-Length")
+        proxied = fingerprint()
 
         def finish() -> ObjectRecord:
             _write_all(writer, buf)
-            writer.finish(bp.name, headers, req.headers.get("etag"))
+            writer.finish(bp.name, headers, req.headers.get("etag"), proxied)
             rec = writer.commit(loc, ts)
             _index_sync(ctx, bp, loc, rec)
             return rec

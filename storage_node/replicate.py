@@ -30,13 +30,14 @@ from typing import Any
 
 import trio
 
+from common.bodyhash import CHUNK_SIZE, ChunkHasher, root_hash
 from common.http import ClientDisconnect, Request, Response
 from common.log import log_event
 from storage_node.context import NodeContext
 from storage_node.diskfile import ObjectLocation, settle
 from storage_node.drive import DriveLayer, TempFile
 from storage_node.index import DriveIndex, Op, _hash_rows
-from storage_node.integrity import CHUNK_SIZE, ChunkHasher, CorruptData, decode_trailer, root_hash
+from storage_node.integrity import CorruptData, decode_trailer
 from storage_node.object_core import DATA, ObjectRecord, file_timestamp
 from storage_node.object_server import quarantine_object
 from storage_node.paths import BackendPath, BadPath, object_dir, parse_suffixes
@@ -263,7 +264,7 @@ class _Incoming:
         self.drives, self.start = drives, start
         self.tmp: TempFile = drives.open_temp(root)
         self.is_data = start.file.endswith(DATA)
-        self.hasher = ChunkHasher()
+        self.hasher = ChunkHasher(md5=False)  # the sender's trailer carries the ETag
         self.body_left = start.body if self.is_data else 0
         self.tail = bytearray()
 

@@ -6,6 +6,7 @@ storage node directly, and in the container listing).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import time
@@ -121,6 +122,20 @@ def test_wrong_etag_is_422_and_leaves_nothing(cluster: Cluster) -> None:
     status, _, _ = cluster.request("PUT", f"/v1/{A}/c/etag", b"payload", {"ETag": "0" * 32})
     assert status == 422
     assert nowhere(cluster, "etag")
+    # a streamed body (over 64 KiB): the proxy hashes it once and the nodes
+    # check the client's ETag against the proxy's MD5 (proxy-hashed PUT)
+    big = bytes(range(256)) * 1024
+    status, _, _ = cluster.request("PUT", f"/v1/{A}/c/etag-big", big, {"ETag": "0" * 32})
+    assert status == 422
+    chunked = (b"PUT /v1/%s/c/etag-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"ETag: %s\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n") % (A.encode(), b"1" * 32, len(big), big)
+    assert status_of(raw(cluster, chunked)) == 422
+    assert nowhere(cluster, "etag-big") and nowhere(cluster, "etag-chunked")
+    md5 = hashlib.md5(big).hexdigest()
+    status, headers, _ = cluster.request("PUT", f"/v1/{A}/c/etag-good", big, {"ETag": md5})
+    assert status == 201 and headers["etag"] == md5
+    # every acknowledged replica (at least W = 2) stored the proxy's MD5 as its ETag
+    assert sum(cluster.node_object(i, A, "c", "etag-good")[1].get("etag") == md5 for i in range(NODES)) >= 2
 
 
 def test_client_hanging_up_mid_upload_leaves_nothing(cluster: Cluster) -> None:

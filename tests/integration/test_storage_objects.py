@@ -16,6 +16,7 @@ import httpx
 import lmdb
 import pytest
 
+from common.bodyhash import ChunkHasher, root_hash
 from ring.hashing import object_hash
 from tests.support.procs import ServerProcess, ringstack_argv, start_server
 
@@ -480,3 +481,84 @@ def test_slow_drip_gets_408_and_leaves_nothing(tmp_path):
     finally:
         n.stop()
         n.client.close()
+
+
+# -- proxy-hashed PUT (X-Backend-Obj-Trailer: yes) ---------------------------------
+
+def _fingerprint(body: bytes) -> dict[str, str]:
+    h = ChunkHasher()
+    h.update(body)
+    md5, digests = h.finish()
+    return {"X-Backend-Obj-Etag": md5, "X-Backend-Obj-Root": root_hash(digests, len(body))}
+
+
+def _raw_put(n: Node, path: str, body: bytes, t: float, trailers: dict[str, str] | None,
+             extra: dict[str, str] | None = None, chunked: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """A PUT as the proxy sends it, over a raw socket (httpx sends no trailers)."""
+    assert n.proc
+    hdrs = {"Host": "x", "X-Timestamp": ts(t), "Content-Type": "application/octet-stream",
+            "X-Backend-Obj-Trailer": "yes", "Connection": "close", **(extra or {})}
+    if chunked:
+        hdrs["Transfer-Encoding"] = "chunked"
+        step = 256 * 1024
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + step]), body[i:i + step])
+                          for i in range(0, len(body), step))
+        framed += b"0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in (trailers or {}).items()) + b"\r\n"
+    else:
+        hdrs["Content-Length"] = str(len(body))
+        framed = body
+    head = f"PUT {n._ns(path)} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    got = b""
+    with socket.create_connection(("127.0.0.1", n.proc.port), timeout=10) as s:
+        try:
+            s.sendall(head.encode() + framed)
+        except OSError:
+            pass  # refused before the body: the answer is already there
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+    top, _, rest = got.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, rest
+
+
+@pytest.mark.parametrize("size", [10_000, 3 * 1048576 + 5])  # the one-hop path and the streamed path
+def test_proxy_hashed_put_keeps_the_proxys_etag_when_the_roots_match(node, size):
+    body = os.urandom(size)
+    fp = _fingerprint(body)
+    status, headers, _ = _raw_put(node, "/d1/5/a/c/ph", body, 1, fp, {"X-Backend-Obj-Content-Length": str(size)})
+    assert status == 201 and headers["etag"] == fp["X-Backend-Obj-Etag"]
+    g = node.get("/d1/5/a/c/ph")
+    assert g.status_code == 200 and g.content == body and g.headers["etag"] == fp["X-Backend-Obj-Etag"]
+    # unknown length (the client sent chunked): no declared length needed
+    status, headers, _ = _raw_put(node, "/d1/5/a/c/ph", body, 2, fp)
+    assert status == 201 and node.get("/d1/5/a/c/ph").headers["x-backend-timestamp"] == ts(2)
+
+
+@pytest.mark.parametrize("size", [10_000, 3 * 1048576 + 5])
+def test_proxy_hashed_put_refuses_a_body_that_is_not_what_the_proxy_hashed(node, size):
+    """Invariants 3 and 5: a replica stores the proxy's ETag only for bytes
+    whose BLAKE3 root it checked; anything else is refused, nothing left."""
+    body = os.urandom(size)
+    fp = _fingerprint(body)
+    other = _fingerprint(body[:-1] + bytes([body[-1] ^ 1]))
+    declared = {"X-Backend-Obj-Content-Length": str(size)}
+    cases = [
+        (dict(fp, **{"X-Backend-Obj-Root": other["X-Backend-Obj-Root"]}), declared, 422, b"BLAKE3 root"),
+        ({"X-Backend-Obj-Etag": fp["X-Backend-Obj-Etag"]}, declared, 400, b"X-Backend-Obj-Root"),
+        (dict(fp, **{"X-Backend-Obj-Etag": "not-hex"}), declared, 400, b"X-Backend-Obj-Etag"),
+        (None, declared, 400, b"trailer"),
+        (fp, {"X-Backend-Obj-Content-Length": str(size + 1)}, 499, b"shorter"),
+        (fp, {"X-Backend-Obj-Content-Length": "lots"}, 400, b"X-Backend-Obj-Content-Length"),
+        (fp, {**declared, "ETag": other["X-Backend-Obj-Etag"]}, 422, b"does not match body MD5"),
+    ]
+    for trailers, extra, want, why in cases:
+        status, _, text = _raw_put(node, "/d1/5/a/c/bad", body, 1, trailers, extra)
+        assert (status, why in text) == (want, True), (trailers, extra, text)
+    assert _raw_put(node, "/d1/5/a/c/bad", body[:100], 1, fp, chunked=False)[0] == 400  # needs chunked framing
+    assert node.get("/d1/5/a/c/bad").status_code == 404
+    assert not node.obj_dir("d1", "a/c/bad").exists()
+    assert wait_for(lambda: tmp_files(node.drives["d1"]) == [])

@@ -39,6 +39,11 @@ async def app(request: Request) -> Response:
             seen.append("disconnect")
             raise
         return Response(201, {"etag": h.hexdigest(), "x-bytes": str(n)})
+    if request.path == "/trailers":
+        before = request.trailers.items()
+        body = await request.read()
+        got = ";".join(f"{k}={v}" for k, v in request.trailers.items())
+        return Response(200, {"x-before": str(len(before)), "x-trailers": got}, body)
     if request.path == "/stream":
         async def gen():
             for _ in range(5):
@@ -150,6 +155,32 @@ async def test_expect_100_continue(server):
         rest += await stream.receive_some(1000)
     assert rest.startswith(b"HTTP/1.1 201")
     await stream.aclose()
+
+
+async def test_chunked_trailers_reach_the_handler_after_the_body(server):
+    client = HTTPClient()
+    for trailers in ([("X-Backend-Obj-Etag", "abc"), ("X-Backend-Obj-Root", "def")], None):
+        conn = await client.open("127.0.0.1", server)
+        await conn.send_request("PUT", "/trailers", [("transfer-encoding", "chunked")])
+        await conn.send_data(b"hello ")
+        await conn.send_data(b"world")
+        await conn.end_body(trailers)
+        status, headers = await conn.read_response()
+        body = await conn.read_body()
+        await conn.release()
+        assert status == 200 and body == b"hello world" and headers["x-before"] == "0"
+        want = "x-backend-obj-etag=abc;x-backend-obj-root=def" if trailers else ""
+        assert headers.get("x-trailers", "") == want
+    # raw: a trailer section on the wire, then the connection stays usable
+    stream = await trio.open_tcp_stream("127.0.0.1", server)
+    await stream.send_all(b"PUT /trailers HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                          b"3\r\nabc\r\n0\r\nX-One: 1\r\n\r\n")
+    got = b""
+    while b"abc" not in got:
+        got += await stream.receive_some(1000)
+    assert got.startswith(b"HTTP/1.1 200") and b"X-Trailers: x-one=1" in got
+    await stream.aclose()
+    await client.aclose()
 
 
 async def test_connect_refused_is_upstream_error():

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import trio
 
+from common.bodyhash import CHUNK_SIZE
 from common.timestamp import Timestamp
 from storage_node import async_pending
 from storage_node.diskfile import ObjectLocation, ObjectReader, ObjectWriter, settle, write_small
 from storage_node.drive import DiskDrives, DriveUnavailable, MemoryDrives
 from storage_node.index import DriveIndex, GroupCommitter, forget_env, open_env
-from storage_node.integrity import CHUNK_SIZE, CorruptData
+from storage_node.integrity import CorruptData
 from storage_node.object_core import ObjectRecord
 
 T = Timestamp.parse

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.bodyhash import CHUNK_SIZE, ChunkHasher, root_hash
 from common.timestamp import Timestamp
 from ring.hashing import object_hash, suffix_of
 from storage_node.conditional_core import (
@@ -17,12 +18,9 @@ from storage_node.conditional_core import (
     parse_range,
 )
 from storage_node.integrity import (
-    CHUNK_SIZE,
-    ChunkHasher,
     CorruptData,
     decode_trailer,
     encode_trailer,
-    root_hash,
     verify_chunk,
 )
 from storage_node.object_core import (
