@@ -19,7 +19,7 @@ CRASH_PREFIX = ".fault-crash-"
 class _FaultyTemp(_DiskTemp):
     __slots__ = ("root", "faults", "room")
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, direct: bool = False) -> None:
         self.root = root
         self.faults = frozenset(n for n in os.listdir(root) if n.startswith(".fault-"))
         self.room = -1  # bytes left before ENOSPC; -1: unlimited
@@ -28,7 +28,7 @@ class _FaultyTemp(_DiskTemp):
                 self.room = int((root / ENOSPC_SENTINEL).read_text().strip() or 4096)
             except (OSError, ValueError):
                 self.room = 4096
-        super().__init__(root)
+        super().__init__(root, direct)
 
     def _crash(self, point: str) -> None:
         name = CRASH_PREFIX + point
@@ -60,5 +60,5 @@ class _FaultyTemp(_DiskTemp):
 class FaultyDiskDrives(DiskDrives):
     """``DiskDrives`` with the sentinel-file faults of the module docstring."""
 
-    def open_temp(self, root: Path) -> TempFile:
-        return _FaultyTemp(root)
+    def open_temp(self, root: Path, direct: bool = False) -> TempFile:
+        return _FaultyTemp(root, direct)

@@ -63,6 +63,7 @@ class StorageSettings:
     auditor_interval: float = 3600.0
     max_object_size: int = (5 << 30) + 2  # Swift's MAX_FILE_SIZE, as the proxy's max_file_size (tests.py testFileSizeLimit)
     reserve_bytes: int = 16 << 20  # PUTs get 507 below this much free space; deletes and POSTs still work
+    direct_io: bool = True  # bodies over 1 MiB (or of unknown size) bypass the page cache (drive.py _DiskTemp)
     index_root: str = ""  # LMDB at <index_root>/<drive>/ instead of <drive>/ (in-memory drive layer)
     fault_injection: bool = False  # sentinel-file faults on the real drives (drive.py docstring; fault tests only)
 

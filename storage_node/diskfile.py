@@ -102,9 +102,9 @@ def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, A
 class ObjectWriter:
     """Streams one PUT body to a temp file; not thread-safe, one call at a time."""
 
-    def __init__(self, drives: DriveLayer, root: Path, md5: bool = True) -> None:
+    def __init__(self, drives: DriveLayer, root: Path, md5: bool = True, direct: bool = False) -> None:
         self.drives = drives
-        self.tmp: TempFile = drives.open_temp(root)
+        self.tmp: TempFile = drives.open_temp(root, direct)
         self.hasher = ChunkHasher(md5=md5)  # no MD5 when the proxy hashed the body
         self.meta: dict[str, Any] = {}
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import mmap
 import os
 import shutil
 import threading
@@ -64,7 +65,7 @@ class ReadHandle(Protocol):
 
 class DriveLayer(Protocol):
     def check(self, root: Path, mount_check: bool) -> None: ...
-    def open_temp(self, root: Path) -> TempFile: ...
+    def open_temp(self, root: Path, direct: bool = False) -> TempFile: ...
     def open_read(self, path: Path) -> ReadHandle: ...
     def listdir(self, path: Path) -> list[str]: ...
     def read_bytes(self, path: Path) -> bytes: ...
@@ -113,39 +114,124 @@ def _makedirs_durable(path: Path) -> None:
         _fsync_dir(d.parent)
 
 
-class _DiskTemp:
-    __slots__ = ("path", "fd")
+class _AlignedBuffers:
+    """A few page-aligned buffers for direct writes, reused: a fresh mapping
+    would fault in (and zero) every page on each PUT, which on this VM costs
+    more than the page cache it avoids (``common/memory.py``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, keep: int = 16) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, DIRECT_BUFFER)
+
+    def give(self, buf: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < self._keep:
+                self._free.append(buf)
+                return
+        buf.close()
+
+
+DIRECT_ALIGN = 4096  # file offsets, lengths and buffer addresses of O_DIRECT I/O
+DIRECT_BUFFER = 1 << 20
+_BUFFERS = _AlignedBuffers()
+
+
+class _DiskTemp:
+    """A temp file in ``<root>/tmp``, written, fsynced, then renamed in place.
+
+    ``direct``: the bytes bypass the page cache (``O_DIRECT``). They gather in
+    a page-aligned buffer written ``DIRECT_BUFFER`` at a time; ``fsync``
+    writes the last partial block padded with zeros, truncates the file to
+    its exact size, then fdatasyncs (the data and the size), so the
+    durability contract is the same. Why: on the development VM a buffered
+    4 MiB write and fdatasync costs ~10 ms of CPU (fresh page-cache pages)
+    and ~25 ms of wall time, an ``O_DIRECT`` one ~0.4 ms and ~4 ms
+    (``benchmarks/RESULTS.md``). A file system that refuses ``O_DIRECT``
+    (``EINVAL``) gets plain buffered writes."""
+
+    __slots__ = ("path", "fd", "_buf", "_fill", "_size")
+
+    def __init__(self, root: Path, direct: bool = False) -> None:
         tmp = root / "tmp"
         if not tmp.is_dir():
             _makedirs_durable(tmp)
         self.path = tmp / f"{os.getpid()}-{uuid.uuid4().hex}.tmp"  # pid: see clean_temp
-        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        self._buf: mmap.mmap | None = None
+        self._fill = self._size = 0
+        self.fd: int | None = None
+        if direct:
+            try:
+                self.fd = os.open(self.path, flags | os.O_DIRECT, 0o644)
+                self._buf = _BUFFERS.take()
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+        if self.fd is None:
+            self.fd = os.open(self.path, flags, 0o644)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert self.fd is not None
         mv = memoryview(data)
+        buf = self._buf
+        if buf is None:
+            while len(mv):
+                n = os.write(self.fd, mv)
+                mv = mv[n:]
+            return
+        self._size += len(mv)
         while len(mv):
-            n = os.write(self.fd, mv)
-            mv = mv[n:]
+            take = min(len(mv), DIRECT_BUFFER - self._fill)
+            buf[self._fill : self._fill + take] = mv[:take]
+            self._fill += take
+            mv = mv[take:]
+            if self._fill == DIRECT_BUFFER:
+                self._write_buffer(DIRECT_BUFFER)
+                self._fill = 0
+
+    def _write_buffer(self, n: int) -> None:
+        assert self.fd is not None and self._buf is not None
+        view = memoryview(self._buf)[:n]
+        try:
+            while len(view):
+                view = view[os.write(self.fd, view):]
+        finally:
+            view.release()
 
     def fsync(self) -> None:
         assert self.fd is not None
+        if self._buf is not None and self._fill:
+            padded = -(-self._fill // DIRECT_ALIGN) * DIRECT_ALIGN
+            self._buf[self._fill : padded] = bytes(padded - self._fill)
+            self._write_buffer(padded)
+            self._fill = 0
+            os.ftruncate(self.fd, self._size)
         os.fdatasync(self.fd)
+
+    def _close(self) -> None:
+        if self._buf is not None:
+            _BUFFERS.give(self._buf)
+            self._buf = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def commit(self, dest_dir: Path, name: str) -> None:
         assert self.fd is not None
-        os.close(self.fd)
-        self.fd = None
+        self._close()
         _makedirs_durable(dest_dir)
         os.rename(self.path, dest_dir / name)
         _fsync_dir(dest_dir)
 
     def abort(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self._close()
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -175,8 +261,8 @@ class DiskDrives:
         if mount_check and not os.path.ismount(root):
             raise DriveUnavailable(f"drive {root} is not mounted")
 
-    def open_temp(self, root: Path) -> TempFile:
-        return _DiskTemp(root)
+    def open_temp(self, root: Path, direct: bool = False) -> TempFile:
+        return _DiskTemp(root, direct)
 
     def free_bytes(self, root: Path) -> int:
         st = os.statvfs(root)
@@ -322,8 +408,8 @@ class MemoryDrives:
         if root in self.missing or root not in self.dirs:
             raise DriveUnavailable(f"drive {root} is missing")
 
-    def open_temp(self, root: Path) -> TempFile:
-        return _MemTemp(self, root)
+    def open_temp(self, root: Path, direct: bool = False) -> TempFile:
+        return _MemTemp(self, root)  # no page cache to bypass
 
     def free_bytes(self, root: Path) -> int:
         if self.capacity is None:

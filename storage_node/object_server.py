@@ -142,7 +142,8 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         need = ctx.settings.reserve_bytes + (declared or 0)
         if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
             raise DriveUnavailable(f"drive {bp.drive!r} is full")
-        return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed)
+        direct = ctx.settings.direct_io and (declared is None or declared > SMALL_BODY)
+        return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed, direct=direct)
 
     def fingerprint() -> BodyFingerprint | None:
         """The proxy's hashes from the trailer (once the body was read)."""
