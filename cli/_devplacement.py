@@ -47,3 +47,26 @@ def heartbeat(url: str, hosts: list[str]) -> None:
             _call(url, "POST", f"/scheduler/hosts/{host}/heartbeat", timeout=2)
         except (urllib.error.URLError, OSError, ValueError):
             pass
+
+
+DEMO_REQUEST = {
+    "name": "demo", "resources": {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1},
+    "server_group": {"name": "demo", "policy": "soft-anti-affinity"},
+}
+
+
+def schedule_demo(url: str, count: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Place ``count`` demo instances (``demo-1`` ...; server group ``demo``,
+    soft anti-affinity) so a new cluster shows the scheduler at work; a data
+    directory that already has them keeps them. Returns the demo instances
+    and, when placement refused, why."""
+    try:
+        have = [i for i in _call(url, "GET", "/scheduler/instances")["instances"]
+                if str(i.get("name", "")).startswith("demo-")]
+        if have or count <= 0:
+            return have, None
+        made = _call(url, "POST", "/scheduler/instances", {**DEMO_REQUEST, "count": count}, timeout=30)
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        detail = exc.read().decode(errors="replace")[:200] if isinstance(exc, urllib.error.HTTPError) else exc
+        return [], f"demo instances not scheduled: {detail}"
+    return list(made["instances"]), None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -51,6 +52,8 @@ def register(sub: Any, serve_sub: Any) -> None:
     up.add_argument("--no-placement", action="store_true", help="do not start the placement service")
     up.add_argument("--no-replicators", action="store_true", help="do not start the replicators")
     up.add_argument("--no-wait", action="store_true", help="start in the background and return")
+    up.add_argument("--demo-instances", type=int, default=3,
+                    help="VMs the scheduler places on a new cluster's hosts, to look at (default 3; 0: none)")
     up.set_defaults(func=cmd_up)
     down = dev_sub.add_parser("down", help="stop the cluster described by DIR/cluster.json")
     down.add_argument("--data", default="devdata", help="data directory (default ./devdata)")
@@ -111,6 +114,9 @@ def banner(desc: dict[str, Any]) -> str:
     lines += ["", f"  Swift API   {desc['proxy_url']}/v1/AUTH_<account>", f"  auth        {auth}"]
     if desc.get("placement_url"):
         lines.append(f"  placement   {desc['placement_url']}  (token: admin; ringstack placement/schedule ...)")
+    if desc.get("demo_instances"):
+        placed = ", ".join(f"{i['name']} on {i['host']}" for i in desc["demo_instances"])
+        lines.append(f"  scheduled   {placed}")
     lines += ["",
               "  users (account:user  key  role):"]
     for u in desc["users"]:
@@ -128,8 +134,9 @@ def banner(desc: dict[str, Any]) -> str:
         lines.append(f"    AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing "
                      f"aws --endpoint-url {desc['proxy_url']} s3 ls")
     if desc.get("placement_url"):
-        lines.append(f"    RINGSTACK_PLACEMENT_URL={desc['placement_url']} ringstack schedule create vm1 "
-                     "--resources VCPU:1,MEMORY_MB:512")
+        env = f"RINGSTACK_PLACEMENT_URL={desc['placement_url']} {_ringstack()}"
+        lines.append(f"    {env} schedule list")
+        lines.append(f"    {env} schedule create vm1 --resources VCPU:1,MEMORY_MB:512")
     lines += [
         "",
         f"  cluster description {desc['data']}/cluster.json, logs {desc['data']}/logs/",
@@ -137,6 +144,16 @@ def banner(desc: dict[str, Any]) -> str:
         else "  Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+def _ringstack() -> str:
+    """How to run this ringstack from the user's shell (``make run`` starts
+    ``.venv/bin/ringstack``, which is not on PATH unless the venv is active)."""
+    exe = Path(sys.argv[0])
+    if exe.name != "ringstack" or shutil.which("ringstack") == str(exe.absolute()):
+        return "ringstack"
+    rel = os.path.relpath(exe)
+    return rel if not rel.startswith("..") else str(exe.absolute())
 
 
 def _s3_enabled() -> bool:
@@ -217,6 +234,11 @@ def cmd_up(args: argparse.Namespace) -> int:
                                                str(layout.ring_dir / "object.ring"), _secret(layout))
             if problem:
                 print(problem, flush=True)
+            else:
+                demo, problem = _devplacement.schedule_demo(placement_url, args.demo_instances)
+                desc["demo_instances"] = [{"name": i["name"], "host": i["host"]} for i in demo]
+                if problem:
+                    print(problem, flush=True)
         _write_json(state_path, desc)
         print(banner(desc), flush=True)
         if args.no_wait:

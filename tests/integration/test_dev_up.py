@@ -76,6 +76,15 @@ def test_dev_up_swift_roundtrip_and_sigint(tmp_path):
             hosts = json.loads(resp.read())["hosts"]
         assert sorted(h["name"] for h in hosts) == ["node1", "node2", "node3", "node4"]
         assert placement["port"] == int(desc["placement_url"].rsplit(":", 1)[1])
+        # a new cluster shows the scheduler at work: three demo VMs on three hosts (soft anti-affinity)
+        demo = desc["demo_instances"]
+        assert sorted(i["name"] for i in demo) == ["demo-1", "demo-2", "demo-3"]
+        assert len({i["host"] for i in demo}) == 3 and {i["host"] for i in demo} <= {h["name"] for h in hosts}
+        assert "scheduled   demo-" in banner and "schedule list" in banner
+        listed = subprocess.run(ringstack_argv("schedule", "list"), cwd=REPO, capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "RINGSTACK_PLACEMENT_URL": desc["placement_url"]})
+        assert listed.returncode == 0, listed.stderr
+        assert all(i["name"] in listed.stdout and i["host"] in listed.stdout for i in demo), listed.stdout
 
         auth = ["-A", f"http://127.0.0.1:{port}/auth/v1.0", "-U", "test:tester", "-K", "testing"]
         (tmp_path / "hello.txt").write_bytes(b"hello from dev up\n" * 1000)
