@@ -116,7 +116,8 @@ def bar_plot(
         ys = [0.0 if v is None else float(v) for v in values]
         ax.bar(xs, ys, width=width, label=label)
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(groups))])
-    ax.set_xticklabels(groups)
+    crowded = len(groups) > 5
+    ax.set_xticklabels(groups, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if log:

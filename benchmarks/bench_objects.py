@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import psutil
 import trio
 
-from benchmarks._common import emit, percentile
+from benchmarks._common import bar_plot, emit, percentile
 
 HELP = "object PUT/GET through the proxy: ops/s, MB/s, p50/p99, CPU/op, proxy RSS in a 1 GiB PUT"
 MIB = 1 << 20
@@ -277,4 +277,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "median_cpu_ms_per_op": statistics.median(p["cpu_ms_per_op"] for p in results["ringstack"]["phases"]),
     }
     emit("objects", results, getattr(args, "out", None))
+    _plot(results, getattr(args, "out", None))
     return results
+
+
+def _plot(results: dict[str, Any], out: str | None) -> None:
+    """objects_ops.png (ops/s) and objects_cpu.png (cluster CPU ms per op),
+    one group per phase, one bar per system."""
+    if not out:
+        return
+    sides = {name: results[name]["phases"] for name in ("ringstack", "swift")
+             if "phases" in results.get(name, {})}
+    if not sides:
+        return
+    phases = sides["ringstack"]
+    groups = [f"{p['method']} {_size_label(p['size'])} c{p['concurrency']}" for p in phases]
+    for key, fname, title, unit in (("ops_per_s", "objects_ops.png", "through the proxy: ops/s", "ops/s"),
+                                    ("cpu_ms_per_op", "objects_cpu.png",
+                                     "cluster CPU per operation (lower is better)", "CPU ms/op")):
+        series = {name: [p[key] for p in ps] for name, ps in sides.items()}
+        bar_plot(os.path.join(out, fname), title, groups, series, unit, log=True)
+
+
+def _size_label(size: int) -> str:
+    return f"{size // MIB}M" if size >= MIB else f"{size // 1024}K"

@@ -26,7 +26,7 @@ import os
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_ABOVE = 32 << 20  # blocks from this size up still get their own mapping
-TRIM_KEEP = 256 << 20  # free heap kept before it is returned to the system
+TRIM_KEEP = 64 << 20  # free heap kept before it is returned to the system (bounds the RSS it adds)
 
 _applied: bool | None = None
 
