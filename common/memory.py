@@ -5,9 +5,9 @@ batches and joined node sends. glibc serves such blocks with ``mmap`` (or
 trims them off the heap top) and gives them back on ``free``, so the next
 block is fresh memory: every 4 KiB page faults in again and is zeroed. On a
 virtual machine that returns freed pages to its host (virtio-balloon free
-page reporting, as on the development machine) a fresh page costs ~5 us, so
-allocating and filling 4 MiB cost 5.3 ms of CPU against 0.26 ms with reused
-memory (``benchmarks/RESULTS.md``, "Fresh memory"). Raising the mmap and
+page reporting, as on the development machine) a fresh page costs ~3 us, so
+building a 4 MiB body from 256 KiB pieces cost 6.9 ms of CPU against 0.6 ms
+with reused memory (``ringstack bench memory``; RESULTS.md). Raising the mmap and
 trim thresholds makes glibc keep freed blocks on the heap and hand the same,
 already mapped pages out again.
 

@@ -140,6 +140,7 @@ class _AlignedBuffers:
 
 DIRECT_ALIGN = 4096  # file offsets, lengths and buffer addresses of O_DIRECT I/O
 DIRECT_BUFFER = 1 << 20
+BUFFERED_WRITE_MAX = 1 << 20
 _BUFFERS = _AlignedBuffers()
 
 
@@ -150,11 +151,15 @@ class _DiskTemp:
     a page-aligned buffer written ``DIRECT_BUFFER`` at a time; ``fsync``
     writes the last partial block padded with zeros, truncates the file to
     its exact size, then fdatasyncs (the data and the size), so the
-    durability contract is the same. Why: on the development VM a buffered
-    4 MiB write and fdatasync costs ~10 ms of CPU (fresh page-cache pages)
-    and ~25 ms of wall time, an ``O_DIRECT`` one ~0.4 ms and ~4 ms
-    (``benchmarks/RESULTS.md``). A file system that refuses ``O_DIRECT``
-    (``EINVAL``) gets plain buffered writes."""
+    durability contract is the same. Why: large objects are written once and
+    rarely read back at once (Swift drops them from the cache too); on the
+    development VM a 4 MiB body written and fdatasynced in 256 KiB pieces
+    costs ~2.2 ms of CPU buffered and ~1.5 ms direct, and the cluster's CPU
+    per 4 MiB PUT fell ~7 % (``ringstack bench memory``, RESULTS.md). A cold
+    read of such a file costs ~0.8 ms more than a cached one. No buffered
+    ``write`` call may exceed 1 MiB: one 4 MiB call costs ~8x as much
+    there. A file system that refuses ``O_DIRECT`` (``EINVAL``) gets plain
+    buffered writes."""
 
     __slots__ = ("path", "fd", "_buf", "_fill", "_size")
 
@@ -182,8 +187,8 @@ class _DiskTemp:
         mv = memoryview(data)
         buf = self._buf
         if buf is None:
-            while len(mv):
-                n = os.write(self.fd, mv)
+            while len(mv):  # at most 1 MiB per call (see the class docstring)
+                n = os.write(self.fd, mv[:BUFFERED_WRITE_MAX])
                 mv = mv[n:]
             return
         self._size += len(mv)
