@@ -173,12 +173,15 @@ class _DiskTemp:
         self._fill = self._size = 0
         self.fd: int | None = None
         if direct:
+            buf = _BUFFERS.take()
             try:
                 self.fd = os.open(self.path, flags | os.O_DIRECT, 0o644)
-                self._buf = _BUFFERS.take()
             except OSError as exc:
+                _BUFFERS.give(buf)
                 if exc.errno != errno.EINVAL:
                     raise
+            else:
+                self._buf = buf
         if self.fd is None:
             self.fd = os.open(self.path, flags, 0o644)
 

@@ -105,3 +105,29 @@ def test_direct_temp_file_abort_leaves_nothing_and_buffers_are_reused(tmp_path: 
     assert second._buf is buf  # type: ignore[attr-defined]
     second.abort()
     assert drive_mod.DIRECT_BUFFER % drive_mod.DIRECT_ALIGN == 0
+
+
+def test_direct_temp_file_falls_back_to_buffered_where_o_direct_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """A file system without O_DIRECT (EINVAL at open, as tmpfs on older
+    kernels) gets buffered writes, same bytes, and the buffer goes back."""
+    import errno
+
+    from storage_node import drive as drive_mod
+
+    real_open = os.open
+
+    def no_direct(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(drive_mod.os, "open", no_direct)
+    spare = len(drive_mod._BUFFERS._free)
+    tmp = DiskDrives().open_temp(tmp_path, direct=True)
+    assert tmp._buf is None  # type: ignore[attr-defined]
+    body = os.urandom(3 * (1 << 20) + 17)
+    tmp.write(body)
+    tmp.fsync()
+    tmp.commit(tmp_path / "d", "1.data")
+    assert (tmp_path / "d" / "1.data").read_bytes() == body
+    assert len(drive_mod._BUFFERS._free) >= max(spare, 1)
