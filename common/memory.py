@@ -20,7 +20,6 @@ comparisons); on a libc without ``mallopt`` it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD = -1
@@ -39,12 +38,8 @@ def keep_freed_memory() -> bool:
     _applied = False
     if os.environ.get("RINGSTACK_MALLOC_TUNING", "1") == "0":
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc is linked in
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -41,7 +41,7 @@ import lmdb
 import trio
 
 from common.http import HTTPClient
-from storage_node.drive import DiskDrives, DriveLayer, DriveUnavailable
+from storage_node.drive import DIRECT_MIN, DiskDrives, DriveLayer, DriveUnavailable
 from storage_node.index import DriveIndex, GroupCommitter, open_env
 
 T = TypeVar("T")
@@ -66,6 +66,10 @@ class StorageSettings:
     direct_io: bool = True  # bodies over 1 MiB (or of unknown size) bypass the page cache (drive.py _DiskTemp)
     index_root: str = ""  # LMDB at <index_root>/<drive>/ instead of <drive>/ (in-memory drive layer)
     fault_injection: bool = False  # sentinel-file faults on the real drives (drive.py docstring; fault tests only)
+
+    def direct_for(self, size: int | None) -> bool:
+        """Whether a file of ``size`` bytes (None: unknown) bypasses the page cache."""
+        return self.direct_io and (size is None or size > DIRECT_MIN)
 
 
 @dataclass(frozen=True, slots=True)

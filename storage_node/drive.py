@@ -139,6 +139,7 @@ class _AlignedBuffers:
 
 
 DIRECT_ALIGN = 4096  # file offsets, lengths and buffer addresses of O_DIRECT I/O
+DIRECT_MIN = 1 << 20  # files over this size (or of unknown size) are written with O_DIRECT
 DIRECT_BUFFER = 1 << 20
 BUFFERED_WRITE_MAX = 1 << 20
 _BUFFERS = _AlignedBuffers()

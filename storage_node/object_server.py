@@ -142,7 +142,7 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         need = ctx.settings.reserve_bytes + (declared or 0)
         if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
             raise DriveUnavailable(f"drive {bp.drive!r} is full")
-        direct = ctx.settings.direct_io and (declared is None or declared > SMALL_BODY)
+        direct = ctx.settings.direct_for(declared)
         return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed, direct=direct)
 
     def fingerprint() -> BodyFingerprint | None:

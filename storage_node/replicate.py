@@ -167,8 +167,9 @@ def rehash_from_disk(ctx: NodeContext, drive: str, part: int, suffixes: list[str
                     ops.append(idx.op_delete_row_if(part, h, rec.files))
                     drives.remove_empty_dirs(loc.dir, part_dir)
                     continue
-                held = idx.get(part, h) if not rec.files else None
+                held = None
                 if not rec.files:  # every file gone behind the index's back
+                    held = idx.get(part, h)
                     # under the dir lock: a writer holding it keeps its directory
                     drives.remove_empty_dirs(loc.dir, part_dir)
             if rec.files:
@@ -256,16 +257,13 @@ async def _stream(ctx: NodeContext, bp: BackendPath, root: Path, rows: list[tupl
 
 # -- MERGE (receive) -----------------------------------------------------------------
 
-DIRECT_MIN = 1 << 20  # received files over this size bypass the page cache, as large PUTs do
-
-
 class _Incoming:
     """(thread side) One received file: temp file, and for ``.data`` the
     chunk hashes of the body and the trailer bytes, checked at the end."""
 
-    def __init__(self, drives: DriveLayer, root: Path, start: FileStart, direct_io: bool) -> None:
+    def __init__(self, drives: DriveLayer, root: Path, start: FileStart, direct: bool) -> None:
         self.drives, self.start = drives, start
-        self.tmp: TempFile = drives.open_temp(root, direct_io and start.size > DIRECT_MIN)
+        self.tmp: TempFile = drives.open_temp(root, direct)
         self.is_data = start.file.endswith(DATA)
         self.hasher = ChunkHasher(md5=False)  # the sender's trailer carries the ETag
         self.body_left = start.body if self.is_data else 0
@@ -309,7 +307,8 @@ async def _merge(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         async for chunk in req.iter_body():
             for ev in dec.feed(chunk):
                 if isinstance(ev, FileStart):
-                    cur = await ctx.run(bp.drive, _Incoming, ctx.drive_layer, root, ev, ctx.settings.direct_io)
+                    cur = await ctx.run(bp.drive, _Incoming, ctx.drive_layer, root, ev,
+                                        ctx.settings.direct_for(ev.size))
                 elif isinstance(ev, FileData):
                     buf += ev.data
                     if len(buf) >= CHUNK_SIZE and cur is not None:
