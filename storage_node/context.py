@@ -5,8 +5,9 @@ Built once by ``serve_storage`` and passed to each handler
 ``account_server.handle(request, ctx)``, ``replicate.handle``). Contract for
 the handlers:
 
-- ``await ctx.run(drive, fn, *args)``: run blocking ``fn`` in a worker thread
-  under that drive's ``CapacityLimiter`` (one slow drive stalls only itself).
+- ``await ctx.run(drive, fn, *args)``: run blocking ``fn`` in one of that
+  drive's worker threads (``common.threadpool.ThreadPool``, at most
+  ``threads_per_drive``; one slow drive stalls only itself).
   Inside ``fn`` call ``ctx.check_drive(drive)`` first: it raises
   ``DriveUnavailable`` (507) when the drive directory is missing or, with
   ``mount_check``, not a mount point.
@@ -38,9 +39,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import lmdb
-import trio
 
 from common.http import HTTPClient
+from common.threadpool import ThreadPool
 from storage_node.drive import DIRECT_MIN, DiskDrives, DriveLayer, DriveUnavailable
 from storage_node.index import DriveIndex, GroupCommitter, open_env
 
@@ -75,7 +76,7 @@ class StorageSettings:
 @dataclass(frozen=True, slots=True)
 class NodeContext:
     drives: Mapping[str, Path]
-    limiters: Mapping[str, trio.CapacityLimiter]
+    pools: Mapping[str, ThreadPool]
     clock: Callable[[], float]
     hash_secret: str
     http: HTTPClient
@@ -131,22 +132,22 @@ class NodeContext:
             base = Path(self.settings.index_root) / drive if self.settings.index_root else self.root(drive)
             env = open_env(base, self.settings.index_map_size)
             c = self.committers.setdefault(
-                drive, GroupCommitter(env, self.limiters[drive], self.settings.group_commit))
+                drive, GroupCommitter(env, self.pools[drive], self.settings.group_commit))
         return c
 
     async def run(self, drive: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in a thread under the drive's limiter;
+        """Run blocking ``fn(*args)`` in one of the drive's threads;
         disk-full style ``OSError``s become ``DriveUnavailable``."""
-        limiter = self.limiters.get(drive)
-        if limiter is None:
+        pool = self.pools.get(drive)
+        if pool is None:
             raise DriveUnavailable(f"drive {drive!r} is not configured on this node")
         try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
+            return await pool.run(fn, *args)
         except OSError as exc:
             if exc.errno in FULL_ERRNOS:
                 raise DriveUnavailable(f"drive {drive!r}: {exc.strerror}") from exc
             raise
 
 
-def make_limiters(drives: Mapping[str, Path], per_drive: int) -> dict[str, trio.CapacityLimiter]:
-    return {name: trio.CapacityLimiter(per_drive) for name in drives}
+def make_pools(drives: Mapping[str, Path], per_drive: int) -> dict[str, ThreadPool]:
+    return {name: ThreadPool(per_drive, f"drive-{name}") for name in drives}

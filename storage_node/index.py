@@ -37,8 +37,8 @@ from typing import Any
 
 import blake3
 import lmdb
-import trio
 
+from common.threadpool import ThreadPool
 from ring.hashing import suffix_of
 from storage_node.object_core import ObjectRecord, row_supersedes
 
@@ -250,12 +250,12 @@ class GroupCommitter:
     leader and commits every queued batch, one transaction (one fsync) per
     round, until the queue is empty; otherwise it waits for the leader.
     ``await commit(ops)`` is the same from the event loop (one thread hop).
-    Followers hold their thread (and drive-limiter token) while they wait,
+    Followers hold their thread (one of the drive pool's) while they wait,
     so a round batches at most ``threads_per_drive`` writers."""
 
-    def __init__(self, env: lmdb.Environment, limiter: trio.CapacityLimiter, enabled: bool = True) -> None:
+    def __init__(self, env: lmdb.Environment, pool: ThreadPool, enabled: bool = True) -> None:
         self.env = env
-        self.limiter = limiter
+        self.pool = pool
         self.enabled = enabled
         self._lock = threading.Lock()
         self._pending: list[_Waiter] = []
@@ -304,8 +304,8 @@ class GroupCommitter:
             raise me.error
 
     async def commit(self, ops: list[Op]) -> None:
-        """(async) ``commit_sync`` in a worker thread under the drive's limiter."""
-        await trio.to_thread.run_sync(self.commit_sync, ops, limiter=self.limiter)
+        """(async) ``commit_sync`` in one of the drive's threads."""
+        await self.pool.run(self.commit_sync, ops)
 
 
 def stats(committers: dict[str, GroupCommitter]) -> dict[str, Any]:

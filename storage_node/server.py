@@ -30,7 +30,7 @@ from common.config import ClusterConfig
 from common.http import HTTPClient, HTTPError, Request, Response, is_valid_utf8, serve_http
 from common.log import get_logger, log_event, new_trans_id
 from storage_node import object_server, replicate
-from storage_node.context import NodeContext, StorageSettings, make_limiters
+from storage_node.context import NodeContext, StorageSettings, make_pools
 from storage_node.drive import DiskDrives, DriveLayer, DriveUnavailable
 from storage_node.object_core import ObjectError
 from storage_node.paths import BadPath, split_backend_path
@@ -177,7 +177,7 @@ def build_context(config: ClusterConfig, drives: Mapping[str, Path], *, clock: C
     settings = settings or settings_from_config(config)
     return NodeContext(
         drives=dict(drives),
-        limiters=make_limiters(drives, settings.threads_per_drive),
+        pools=make_pools(drives, settings.threads_per_drive),
         clock=clock,
         hash_secret=config.hash_secret,
         http=http or HTTPClient(),

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from common.bodyhash import CHUNK_SIZE
+from common.threadpool import ThreadPool
 from common.timestamp import Timestamp
 from storage_node import async_pending
 from storage_node.diskfile import ObjectLocation, ObjectReader, ObjectWriter, settle, write_small
@@ -76,14 +77,14 @@ def test_delete_row_if_respects_a_newer_commit(env):
 
 async def test_group_commit_batches_concurrent_writers(env):
     idx = DriveIndex(env)
-    gc = GroupCommitter(env, trio.CapacityLimiter(4), enabled=True)
+    gc = GroupCommitter(env, ThreadPool(4), enabled=True)
     hashes = [f"{i:032x}" for i in range(40)]
     async with trio.open_nursery() as n:
         for h in hashes:
             n.start_soon(gc.commit, [idx.op_put_row(2, h, rec(data="5"))])
     assert gc.ops == 40 and gc.batches < 40
     assert all(idx.get(2, h) for h in hashes)
-    off = GroupCommitter(env, trio.CapacityLimiter(4), enabled=False)
+    off = GroupCommitter(env, ThreadPool(4), enabled=False)
     async with trio.open_nursery() as n:
         for h in hashes[:10]:
             n.start_soon(off.commit, [idx.op_put_row(2, h, rec(data="6"))])
@@ -91,7 +92,7 @@ async def test_group_commit_batches_concurrent_writers(env):
 
 
 async def test_group_commit_error_reaches_every_writer_in_the_batch(env):
-    gc = GroupCommitter(env, trio.CapacityLimiter(1))
+    gc = GroupCommitter(env, ThreadPool(1))
 
     def boom(txn):
         raise RuntimeError("bad op")

@@ -11,6 +11,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.threadpool import ThreadPool
 from common.timestamp import Timestamp
 from storage_node.index import GroupCommitter
 from storage_node.listing_core import ListingQuery, list_entries, scan_sorted
@@ -247,13 +248,9 @@ def test_dirty_marks_follow_count_changes(dbs):
 
 async def test_store_group_commit_isolates_failures(tmp_path):
     env = lmdb.open(str(tmp_path / "env"), map_size=1 << 26, max_dbs=16)
-    limiter = trio.CapacityLimiter(4)
-
-    async def run(fn, *args):
-        return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
-
-    committer = GroupCommitter(env, limiter)
-    store = await ListingStore.open(lambda: env, run, lambda: committer)
+    pool = ThreadPool(4)
+    committer = GroupCommitter(env, pool)
+    store = await ListingStore.open(lambda: env, pool.run, lambda: committer)
     await store.write(lambda dbs, txn: dbs.create(txn, REF, 1, DbInfo(Timestamp(1), Timestamp(1))))
     results: dict[int, object] = {}
 
