@@ -208,8 +208,9 @@ class RequestReader:
                 data = _quote_line(data)
             return data
         self._line_open = False
-        if not data.isascii() and not data[:end].isascii():
-            data = _quote_line(data[:end]) + data[end:]
+        line = data[:end]
+        if not line.isascii():
+            data = _quote_line(line) + data[end:]
         return data
 
     # -- llhttp callbacks ------------------------------------------------------
