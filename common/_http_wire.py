@@ -476,6 +476,11 @@ def request_head(
     without one, -1 for chunked) and whether the request asked to close."""
     if not _TOKEN.fullmatch(method) or not target or " " in target or "\t" in target:
         raise HeaderError(f"illegal request line {method!r} {target!r}")
+    if not target.isascii():
+        try:
+            target.encode("latin-1")  # never "?" for a character: a wrong path
+        except UnicodeEncodeError as exc:
+            raise HeaderError(f"request target not latin-1: {target!r}") from exc
     lines = [f"{method} {target} HTTP/1.1", ""]
     has_host = False
     declared: int | None = None

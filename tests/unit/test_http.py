@@ -410,6 +410,8 @@ async def test_header_injection_is_refused(server):
             await client.request("GET", "127.0.0.1", server, "/echo", headers=headers)
     with pytest.raises(UpstreamError):
         await client.request("GET", "127.0.0.1", server, "/echo HTTP/1.1\r\nx-injected: yes\r\n\r\nGET /echo")
+    with pytest.raises(UpstreamError):
+        await client.request("GET", "127.0.0.1", server, "/euro-\u20ac")  # never sent as "/euro-?"
     conn = await client.open("127.0.0.1", server)
     await conn.send_request("PUT", "/trailers", [("transfer-encoding", "chunked")])
     await conn.send_data(b"x")
