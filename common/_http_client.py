@@ -1,14 +1,19 @@
-"""The pooled HTTP/1.1 client: h11 over any trio stream.
+"""The pooled HTTP/1.1 client: httptools (llhttp) over any trio stream.
 
-Used for every internal hop (proxy -> storage node, node -> node). Contract:
+Used for every internal hop (proxy -> storage node, node -> node). The wire
+format is ``_http_wire``. Contract:
 
 - Connections are kept alive and pooled per (host, port); a connection goes
   back to the pool only when both sides finished their message cleanly, and
   an idle one is checked for a peer hang-up before reuse.
-- Failures to connect, protocol errors and a peer that hangs up raise
-  ``UpstreamError``; timeouts raise ``trio.TooSlowError`` (callers wrap in
-  ``fail_after`` or pass ``timeout``). A cancelled request closes its
-  connection: it is never reused half-way.
+- Failures to connect, protocol errors, a peer that hangs up and a request
+  that breaks its own framing (more or fewer body bytes than its
+  Content-Length; CR, LF or NUL in a header) raise ``UpstreamError``;
+  timeouts raise ``trio.TooSlowError`` (callers wrap in ``fail_after`` or
+  pass ``timeout``). A cancelled request closes its connection: it is never
+  reused half-way.
+- A request body is framed by its headers: ``transfer-encoding: chunked``
+  (chunks and a trailer section), else its Content-Length (none: no body).
 - ``connect`` is injectable (real TCP by default) so the whole cluster can run
   over in-memory streams in the simulation.
 """
@@ -21,14 +26,23 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
-import h11
 import trio
 
 from ._http_message import Headers
+from ._http_wire import (
+    End,
+    HeaderError,
+    ResponseReader,
+    WireError,
+    decode_headers,
+    frame_chunk,
+    request_head,
+    trailer_block,
+)
 
 Connector = Callable[[str, int], Awaitable[trio.abc.Stream]]
 HeaderArg = Headers | dict[str, str] | Iterable[tuple[str, str]] | None
-MAX_RECV = 262144  # as the server's: fewer h11/trio trips per large body
+MAX_RECV = 262144  # as the server's: fewer parser/trio trips per large body
 
 
 class UpstreamError(Exception):
@@ -54,7 +68,8 @@ class ClientConnection:
     """One client connection; a request/response cycle at a time.
 
     Low-level use (the proxy's fan-out PUT): ``send_request`` with headers,
-    ``send_data`` per chunk, ``end_body``, ``read_response``, then
+    ``send_data`` per chunk, ``end_body``, ``read_response`` (or
+    ``read_head(allow_informational=True)`` to see ``100 Continue``), then
     ``iter_body``/``read_body`` and ``release``."""
 
     def __init__(self, stream: trio.abc.Stream, host: str, port: int, pool: HTTPClient | None) -> None:
@@ -62,9 +77,15 @@ class ClientConnection:
         self.host = host
         self.port = port
         self.pool = pool
-        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=131072)
         self.closed = False
         self.reused = False
+        self._reader = ResponseReader()
+        self._host_header = f"{host}:{port}"
+        self._left = 0  # body bytes the request still owes (its Content-Length)
+        self._chunked = False
+        self._sent = False  # the whole request went out
+        self._received = False  # the whole response came in
+        self._keep = True  # the request did not ask to close
 
     def alive(self) -> bool:
         """Cheap check that an idle pooled connection was not closed by the peer."""
@@ -81,91 +102,124 @@ class ClientConnection:
         del data  # EOF (peer closed) or unexpected bytes on an idle connection: drop it
         return False
 
-    async def _send(self, event: h11.Event) -> None:
-        try:
-            data = self.conn.send(event)
-            if data:
-                await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError) as exc:
-            await self.aclose()
-            raise UpstreamError(f"send to {self.host}:{self.port} failed: {exc!r}") from exc
+    async def _fail(self, what: str, exc: BaseException | None = None) -> UpstreamError:
+        await self.aclose()
+        error = UpstreamError(what)
+        error.__cause__ = exc
+        return error
 
-    def _request_event(self, method: str, path: str, headers: HeaderArg) -> h11.Request:
-        raw = [(k.encode("latin-1"), str(v).encode("latin-1", "replace")) for k, v in _header_list(headers)]
-        if not any(k.lower() == b"host" for k, _ in raw):
-            raw.insert(0, (b"host", f"{self.host}:{self.port}".encode()))
-        return h11.Request(method=method, target=path.encode("latin-1"), headers=raw)
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: {exc!r}", exc) from exc
+
+    async def _head(self, method: str, path: str, headers: HeaderArg) -> bytes:
+        """A new exchange's request head; the body's framing is noted."""
+        try:
+            head, length, close = request_head(method, path, _header_list(headers), self._host_header)
+        except HeaderError as exc:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: {exc}", exc) from exc
+        self._reader.start(method == "HEAD")
+        self._chunked = length < 0
+        self._left = max(length, 0)
+        self._sent = self._received = False
+        self._keep = not close
+        return head
 
     async def send_request(self, method: str, path: str, headers: HeaderArg = None) -> None:
-        await self._send(self._request_event(method, path, headers))
+        await self._write(await self._head(method, path, headers))
 
     async def send_whole(self, method: str, path: str, headers: HeaderArg, body: bytes) -> None:
         """Head, body and end in one write (small requests: one syscall)."""
-        try:
-            out = self.conn.send(self._request_event(method, path, headers)) or b""
-            if body:
-                out += self.conn.send(h11.Data(data=body)) or b""
-            out += self.conn.send(h11.EndOfMessage()) or b""
-            await self.stream.send_all(out)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError) as exc:
-            await self.aclose()
-            raise UpstreamError(f"send to {self.host}:{self.port} failed: {exc!r}") from exc
+        head = await self._head(method, path, headers)
+        if self._chunked:
+            out = head + (frame_chunk(body) if body else b"") + b"0\r\n\r\n"
+        elif len(body) != self._left:
+            raise await self._fail(
+                f"send to {self.host}:{self.port} failed: {len(body)} body bytes for Content-Length {self._left}")
+        else:
+            out = head + body if body else head
+        self._left = 0
+        self._sent = True
+        await self._write(out)
 
-    async def send_data(self, chunk: bytes) -> None:
-        if chunk:
-            await self._send(h11.Data(data=chunk))
+    async def send_data(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._chunked:
+            await self._write(frame_chunk(data))
+            return
+        if len(data) > self._left:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: too much data for declared Content-Length")
+        self._left -= len(data)
+        await self._write(data)
 
     async def end_body(self, trailers: list[tuple[str, str]] | None = None) -> None:
         """End the body; ``trailers`` go in the trailer section, which only a
         chunked body (``Transfer-Encoding: chunked`` request) has."""
-        if trailers:
-            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in trailers]
-            await self._send(h11.EndOfMessage(headers=raw))
-        else:
-            await self._send(h11.EndOfMessage())
-
-    async def _next_event(self) -> h11.Event:
-        while True:
+        if self._chunked:
             try:
-                event = self.conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                await self.aclose()
-                raise UpstreamError(f"bad response from {self.host}:{self.port}: {exc}") from exc
-            if event is h11.NEED_DATA:
-                try:
-                    data = await self.stream.receive_some(MAX_RECV)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    await self.aclose()
-                    raise UpstreamError(f"receive from {self.host}:{self.port} failed: {exc!r}") from exc
-                self.conn.receive_data(data)
-                continue
-            if isinstance(event, h11.ConnectionClosed):
-                await self.aclose()
-                raise UpstreamError(f"{self.host}:{self.port} closed the connection")
-            return event  # type: ignore[return-value]
+                tail = trailer_block(trailers) if trailers else b"0\r\n\r\n"
+            except HeaderError as exc:
+                raise await self._fail(f"send to {self.host}:{self.port} failed: {exc}", exc) from exc
+            self._sent = True
+            await self._write(tail)
+            return
+        if trailers:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: Content-Length and trailers don't mix")
+        if self._left:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: too little data for declared Content-Length")
+        self._sent = True
+
+    async def _fill(self) -> None:
+        """Read and parse more of the response."""
+        try:
+            data = await self.stream.receive_some(MAX_RECV)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise await self._fail(f"receive from {self.host}:{self.port} failed: {exc!r}", exc) from exc
+        if data:
+            self._reader.feed(data)
+        elif not self._reader.eof():  # EOF ends only a body without framing
+            raise await self._fail(f"{self.host}:{self.port} closed the connection")
+
+    async def read_head(self, *, allow_informational: bool = False) -> tuple[int, Headers]:
+        """The next response head: the final one (1xx skipped), or with
+        ``allow_informational`` a 1xx too (``100 Continue``)."""
+        events = self._reader.events
+        while True:
+            while not events:
+                await self._fill()
+            event = events.popleft()
+            if type(event) is tuple:
+                status, raw = event
+                if status < 200 and not allow_informational:
+                    continue
+                return status, decode_headers(raw)
+            if isinstance(event, WireError):
+                raise await self._fail(f"bad response from {self.host}:{self.port}: {event}", event)
+            raise await self._fail(f"unexpected data from {self.host}:{self.port} before a response head")
 
     async def read_response(self) -> tuple[int, Headers]:
         """Wait for the final response head (1xx are skipped)."""
-        while True:
-            event = await self._next_event()
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                return event.status_code, Headers.from_raw(event.headers)
-            await self.aclose()
-            raise UpstreamError(f"unexpected event from {self.host}:{self.port}: {event!r}")
+        return await self.read_head()
 
     async def receive_chunk(self) -> bytes:
         """The next body chunk; b"" at the end of the response body."""
-        if self.conn.their_state is not h11.SEND_BODY:
+        if self._received:
             return b""
-        event = await self._next_event()
-        if isinstance(event, h11.Data):
-            return bytes(event.data)
-        if isinstance(event, h11.EndOfMessage):
+        events = self._reader.events
+        while not events:
+            await self._fill()
+        event = events.popleft()
+        if type(event) is bytes:
+            return event
+        if type(event) is End:
+            self._received = True
             return b""
-        await self.aclose()
-        raise UpstreamError(f"unexpected event from {self.host}:{self.port}: {event!r}")
+        if isinstance(event, WireError):
+            raise await self._fail(f"bad response from {self.host}:{self.port}: {event}", event)
+        raise await self._fail(f"unexpected response head from {self.host}:{self.port}")
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         while True:
@@ -187,16 +241,12 @@ class ClientConnection:
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+        return (not self.closed and self._sent and self._received and self._keep
+                and self._reader.keep_alive and not self._reader.closed)
 
     async def release(self) -> None:
         """Return to the pool when the exchange finished cleanly, else close."""
         if self.reusable and self.pool is not None:
-            try:
-                self.conn.start_next_cycle()
-            except h11.LocalProtocolError:
-                await self.aclose()
-                return
             self.pool._checkin(self)
         else:
             await self.aclose()

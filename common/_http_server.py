@@ -1,21 +1,32 @@
-"""The HTTP/1.1 server: h11 on any trio stream.
+"""The HTTP/1.1 server: httptools (llhttp) on any trio stream.
 
 Chosen over an ASGI server for CPU per request (DESIGN.md: a minimal h11 loop
-served ~4x the requests/s of hypercorn here). Contract:
+served ~4x the requests/s of hypercorn here; llhttp then cut the parser's
+share again, docs/DECISIONS.md). The wire format is ``_http_wire``. Contract:
 
 - One task per connection; requests on a connection are served in order
-  (keep-alive). A handler gets a ``Request`` whose body it may stream.
-- Malformed HTTP gets 400, headers over ``max_header_bytes`` 431, an
-  exception escaping the handler 500 (logged); ``HTTPError`` becomes its
-  status with its message as a plain-text body.
-- A client that hangs up mid-body makes the body read raise
-  ``ClientDisconnect`` (the handler decides what to keep: nothing, invariant 5);
-  one that stalls longer than ``body_timeout`` raises ``BodyTimeout``.
-- A response body that raises mid-stream aborts the connection, so the client
-  sees a truncated response rather than a clean end (invariant 3: a corrupt
-  replica is never served as if whole).
+  (keep-alive; pipelined requests wait their turn). A handler gets a
+  ``Request`` whose body it may stream. HTTP/1.0 clients get one request per
+  connection, as h11 gave them.
+- Malformed HTTP gets 400, headers over ``max_header_bytes`` (or one line
+  over ``max_header_line``) 431, an exception escaping the handler 500
+  (logged); ``HTTPError`` becomes its status with its message as a
+  plain-text body.
+- ``Expect: 100-continue``: ``100 Continue`` goes out once, when the handler
+  starts reading the body and none of it has arrived; a handler that answers
+  without reading never asks for it.
+- A client that hangs up mid-body (or breaks the framing) makes the body
+  read raise ``ClientDisconnect`` (the handler decides what to keep:
+  nothing, invariant 5); one that stalls longer than ``body_timeout`` raises
+  ``BodyTimeout``.
+- A response body that raises mid-stream, or gives fewer bytes than its
+  Content-Length, aborts the connection, so the client sees a truncated
+  response rather than a clean end (invariant 3: a corrupt replica is never
+  served as if whole). Its ``aclose`` is always called.
 - If a handler answers without reading the whole request body, the
   connection is closed after the response rather than drained.
+- A handler's response headers with CR, LF or NUL in them are logged and the
+  connection closed without an answer.
 """
 
 from __future__ import annotations
@@ -25,25 +36,37 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 
-import h11
 import trio
 
 from ._http_message import (
     REASONS,
     BodyTimeout,
     ClientDisconnect,
-    Headers,
     HTTPError,
     Request,
     Response,
 )
+from ._http_wire import (
+    END,
+    End,
+    HeaderError,
+    RequestHead,
+    RequestReader,
+    WireError,
+    decode_headers,
+    frame_chunk,
+    response_head,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-# Large receives: a 4 MiB body in 256 KiB reads is 16 trips through h11 and
-# trio rather than 64 (the per-read overhead dominated large PUTs). A read
-# returns what the socket holds, so small requests are unaffected.
+# Large receives: a 4 MiB body in 256 KiB reads is 16 trips through the
+# parser and trio rather than 64 (the per-read overhead dominated large PUTs).
+# A read returns what the socket holds, so small requests are unaffected.
 MAX_RECV = 262144
+# A streamed body's first chunk up to this size goes out with the head.
+_COALESCE = 65536
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _log = logging.getLogger("ringstack.http")
 
 
@@ -52,28 +75,28 @@ class _DateCache:
 
     def __init__(self) -> None:
         self._second = -1
-        self._value = b""
+        self._value = ""
 
-    def get(self) -> bytes:
+    def get(self) -> str:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._value = formatdate(now, usegmt=True).encode()
+            self._value = formatdate(now, usegmt=True)
         return self._value
 
 
 _DATE = _DateCache()
 
 
-def _encode_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    # Title-cased names on the wire, as Swift's swob sends them (clients that
-    # compare header names exactly, like Swift's functional tests, see
-    # ``X-Object-Meta-Color``); HTTP itself is case-insensitive.
-    return [(k.title().encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+async def _aclose(body: object) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        with trio.CancelScope(shield=True):
+            await aclose()
 
 
 class _Connection:
-    """One server-side connection: the h11 state machine and its stream."""
+    """One server-side connection: the request reader and its stream."""
 
     def __init__(
         self,
@@ -88,15 +111,15 @@ class _Connection:
     ) -> None:
         self.stream = stream
         self.handler = handler
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
-        self.max_header_bytes = max_header_bytes
-        self.max_header_line = min(max_header_line, max_header_bytes)
+        self.reader = RequestReader(max_header_bytes, max_header_line)
         self.body_timeout = body_timeout
         self.idle_timeout = idle_timeout
-        self.server_header = server_name.encode()
+        self.server_name = server_name
         self.client: tuple[str, int] = ("", 0)
-        self._line_done = False  # the current request line has been seen whole
         self._request: Request | None = None  # the one being served (its trailers)
+        self._body_done = True  # the current request's body was read to its end
+        self._expect = False  # its client waits for 100 Continue
+        self._http11 = True
         sock = getattr(stream, "socket", None)
         if sock is not None:
             try:
@@ -105,75 +128,69 @@ class _Connection:
             except OSError:
                 pass
 
-    async def _next_event(self, timeout: float) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                if self.conn.they_are_waiting_for_100_continue:
-                    await self._send(h11.InformationalResponse(status_code=100, headers=[]))
-                with trio.fail_after(timeout):
-                    data = await self.stream.receive_some(MAX_RECV)
-                if not self._line_done and self.conn.their_state is h11.IDLE:
-                    data = self._quote_request_line(data)
-                self.conn.receive_data(data)
-                continue
-            return event
-
-    def _quote_request_line(self, data: bytes) -> bytes:
-        """Percent-encode raw non-ASCII bytes of the request line (h11 refuses
-        them; Swift's clients may send raw UTF-8 paths). ``Request.path`` is
-        percent-decoded, so handlers see the same name either way."""
-        end = data.find(b"\r\n")
-        head, tail = (data, b"") if end < 0 else (data[:end], data[end:])
-        if end >= 0:
-            self._line_done = True
-        if head.isascii():
-            return data
-        return b"".join(b"%%%02X" % c if c >= 0x80 else bytes((c,)) for c in head) + tail
-
-    async def _send(self, event: h11.Event) -> None:
-        data = self.conn.send(event)
-        if data:
-            await self.stream.send_all(data)
+    async def _fill(self, timeout: float) -> bool:
+        """Read and parse what the client sent; False at end of file."""
+        with trio.fail_after(timeout):
+            data = await self.stream.receive_some(MAX_RECV)
+        if not data:
+            return False
+        self.reader.feed(data)
+        return True
 
     async def _receive_body(self) -> bytes:
         """The next body chunk, b"" at the end (the ``Request`` body source)."""
-        if self.conn.their_state is not h11.SEND_BODY:
+        if self._body_done:
             return b""
-        try:
-            event = await self._next_event(self.body_timeout)
-        except trio.TooSlowError as exc:
-            raise BodyTimeout("Timed out reading the request body") from exc
-        except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise ClientDisconnect("Client disconnected before sending the whole body") from exc
-        if isinstance(event, h11.Data):
-            return bytes(event.data)
-        if isinstance(event, h11.EndOfMessage):
-            if event.headers and self._request is not None:
-                self._request.trailers = Headers.from_raw(event.headers)
+        events = self.reader.events
+        if not events:
+            try:
+                if self._expect:
+                    self._expect = False
+                    await self.stream.send_all(_CONTINUE)
+                while not events:
+                    if self.reader.closed or not await self._fill(self.body_timeout):
+                        raise ClientDisconnect("Client disconnected before sending the whole body")
+            except trio.TooSlowError as exc:
+                raise BodyTimeout("Timed out reading the request body") from exc
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise ClientDisconnect("Client disconnected before sending the whole body") from exc
+        event = events.popleft()
+        if type(event) is bytes:
+            self._expect = False
+            return event
+        if type(event) is End:
+            self._body_done = True
+            self._expect = False
+            if event.trailers and self._request is not None:
+                self._request.trailers = decode_headers(event.trailers)
             return b""
+        # A protocol error mid-body (or a head where the body should be).
         raise ClientDisconnect("Client disconnected before sending the whole body")
 
     async def serve(self) -> None:
+        reader = self.reader
+        events = reader.events
         try:
             while True:
-                try:
-                    event = await self._next_event(self.idle_timeout)
-                except trio.TooSlowError:
+                while not events:
+                    if reader.closed:
+                        return
+                    try:
+                        if not await self._fill(self.idle_timeout):
+                            if reader.mid_message:
+                                await self._send_error(WireError("peer unexpectedly closed connection"))
+                            return
+                    except trio.TooSlowError:
+                        return
+                event = events.popleft()
+                if type(event) is RequestHead:
+                    if not await self._handle(event):
+                        return
+                elif isinstance(event, WireError):
+                    await self._send_error(event)
                     return
-                except h11.RemoteProtocolError as exc:
-                    await self._send_protocol_error(exc)
-                    return
-                if not isinstance(event, h11.Request):
-                    return  # ConnectionClosed or garbage between requests
-                keep_going = await self._handle(event)
-                if not keep_going:
-                    return
-                try:
-                    self.conn.start_next_cycle()
-                    self._line_done = False
-                except h11.LocalProtocolError:
-                    return
+                else:
+                    return  # body bytes with no request: cannot happen
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             return
         finally:
@@ -181,45 +198,28 @@ class _Connection:
                 scope.shield = True
                 await self.stream.aclose()
 
-    async def _send_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        status = exc.error_status_hint or 400
-        message = "Request header too large" if status == 431 else f"Bad request: {exc}"
-        if str(exc) == "bad Content-Length":  # h11's words; say why, as Placement/webob do
-            message = "Bad request: content-length header must be an integer"
+    async def _send_error(self, error: WireError) -> None:
+        status = error.status
+        message = "Request header too large" if status == 431 else f"Bad request: {error.message}"
         resp = Response.text(status, message)
-        resp.headers.set("connection", "close")
         try:
-            await self._send_response(resp, head_only=False)
-        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send_response(resp, head_only=False, close=True)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
-    async def _handle(self, event: h11.Request) -> bool:
-        total = len(event.target)
-        for name, value in event.headers:
-            line = len(name) + len(value) + 4
-            total += line
-            if line > self.max_header_line or total > self.max_header_bytes:
-                resp = Response.text(431, "Request header too large")
-                resp.headers.set("connection", "close")
-                await self._send_response(resp, head_only=False)
-                return False
-        headers = Headers.from_raw(event.headers)
-        method = event.method.decode("ascii")
-        cl_value = headers.get("content-length")
-        content_length = int(cl_value) if cl_value is not None and cl_value.isdigit() else None
-        chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
-        if content_length is None and not chunked:
-            content_length = 0
+    async def _handle(self, head: RequestHead) -> bool:
+        method = head.method
+        self._body_done = False
+        self._expect = head.expect_continue
+        self._http11 = head.http11
         request = Request(
             method,
-            bytes(event.target),
-            headers,
+            head.target,
+            head.headers,
             self._receive_body,
             client=self.client,
-            content_length=content_length,
-            chunked=chunked,
+            content_length=head.content_length,
+            chunked=head.chunked,
         )
         self._request = request
         try:
@@ -227,74 +227,120 @@ class _Connection:
         except HTTPError as exc:
             response = Response.text(exc.status, exc.message)
         except Exception:
-            _log.exception("unhandled error serving %s %r", method, event.target)
+            _log.exception("unhandled error serving %s %r", method, head.target)
             response = Response.text(500, "An error occurred while processing this request.")
-        if self.conn.their_state is h11.SEND_BODY and not self._body_already_ended():
-            # The handler did not read the whole body: answer, then close
-            # rather than drain (the body may be huge or the client gone).
-            response.headers.set("connection", "close")
-        return await self._send_response(response, head_only=method == "HEAD")
+        self._expect = False  # answering without reading: no 100 Continue any more
+        if not self._body_done:
+            events = self.reader.events
+            if events and events[0] is END:
+                # A body-less request whose end is already here: keep-alive.
+                events.popleft()
+                self._body_done = True
+            # Otherwise the handler did not read the whole body: answer,
+            # then close rather than drain (the body may be huge or the
+            # client gone).
+        close = not head.keep_alive or not self._body_done
+        return await self._send_response(response, head_only=method == "HEAD", close=close)
 
-    def _body_already_ended(self) -> bool:
-        """A body-less request (no or zero Content-Length) whose end h11 has
-        not reported yet: take the EndOfMessage so keep-alive survives."""
-        try:
-            event = self.conn.next_event()
-        except h11.RemoteProtocolError:
-            return False
-        return isinstance(event, h11.EndOfMessage)
-
-    async def _send_response(self, response: Response, *, head_only: bool) -> bool:
+    async def _send_response(self, response: Response, *, head_only: bool, close: bool) -> bool:
+        """Send ``response``; True when the connection may serve another request."""
         headers = response.headers
         body = response.body
         status = response.status
         no_body = head_only or status in (204, 304) or status < 200
-        if (
-            isinstance(body, (bytes, bytearray))
-            and (not no_body or (head_only and "content-length" not in headers))
-            and status not in (204, 304)
-        ):
-            headers.set("content-length", str(len(body)))
-        raw = _encode_headers(headers)
-        raw.append((b"Date", _DATE.get()))
-        if "server" not in headers:
-            raw.append((b"Server", self.server_header))
-        reason = (response.reason or REASONS.get(status, "")).encode()
+        whole = isinstance(body, (bytes, bytearray))
+        length = -1  # a streamed body's promised length; -1: none
+        chunked = False
         try:
-            head = self.conn.send(h11.Response(status_code=status, headers=raw, reason=reason))
-        except h11.LocalProtocolError:
+            if whole:
+                if "transfer-encoding" in headers:
+                    headers.pop("transfer-encoding")  # the framing is ours to choose
+                if (not no_body or (head_only and "content-length" not in headers)) and status not in (204, 304):
+                    headers.set("content-length", str(len(body)))  # type: ignore[arg-type]
+            elif status not in (204, 304) and status >= 200:
+                cl = headers.get("content-length")
+                if cl is not None:
+                    length = int(cl)
+                elif self._http11:
+                    headers.set("transfer-encoding", "chunked")
+                    chunked = not head_only
+                elif not head_only:
+                    close = True  # HTTP/1.0: the body ends when the connection does
+            conn = headers.get("connection")
+            if conn is not None and "close" in conn.lower():
+                close = True
+            elif close:
+                headers.set("connection", "close")
+            head = response_head(
+                status, response.reason or REASONS.get(status, ""), headers, _DATE.get(),
+                None if "server" in headers else self.server_name,
+            )
+        except (HeaderError, ValueError):
             _log.exception("bad response headers")
+            if not whole:
+                await _aclose(body)
             return False
-        assert head is not None
         if no_body:
-            tail = self.conn.send(h11.EndOfMessage()) or b""
-            await self.stream.send_all(head + tail)
-        elif isinstance(body, (bytes, bytearray)):
-            data = self.conn.send(h11.Data(data=body)) or b""
-            tail = self.conn.send(h11.EndOfMessage()) or b""
-            await self.stream.send_all(head + data + tail)
-        else:
+            if not whole:
+                await _aclose(body)
             await self.stream.send_all(head)
-            try:
-                async for chunk in body:
-                    if chunk:
-                        await self._send(h11.Data(data=chunk))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+        elif whole:
+            if len(body) <= _COALESCE:  # type: ignore[arg-type]
+                await self.stream.send_all(head + body)  # type: ignore[operator]
+            else:
+                await self.stream.send_all(head)
+                await self.stream.send_all(body)  # type: ignore[arg-type]
+        else:
+            if not await self._send_stream(body, head, length, chunked):  # type: ignore[arg-type]
                 return False
-            except Exception as exc:  # abort: the client must not see a clean end
-                _log.warning("response body aborted: %r", exc)
-                return False
-            finally:
-                aclose = getattr(body, "aclose", None)
-                if aclose is not None:
-                    with trio.CancelScope(shield=True):
-                        await aclose()
-            try:
-                await self._send(h11.EndOfMessage())
-            except h11.LocalProtocolError:
-                # Content-Length promised more bytes than the body gave.
-                return False
-        return self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+        return not close and self._body_done
+
+    async def _send_stream(self, body: object, head: bytes, length: int, chunked: bool) -> bool:
+        """Stream an async-iterable body; False when the connection must be
+        aborted (the body raised, or gave more or fewer bytes than promised)."""
+        stream = self.stream
+        sent = 0
+        pending: bytes | None = head  # the head goes out with the first chunk
+        try:
+            async for data in body:  # type: ignore[attr-defined]
+                if not data:
+                    continue
+                sent += len(data)
+                if length >= 0 and sent > length:
+                    raise ValueError(f"body longer than its Content-Length {length}")
+                if chunked:
+                    data = frame_chunk(data)
+                if pending is not None:
+                    if len(data) <= _COALESCE:
+                        data = pending + data
+                    else:
+                        await stream.send_all(pending)
+                    pending = None
+                await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        except Exception as exc:  # abort: the client must not see a clean end
+            _log.warning("response body aborted: %r", exc)
+            if pending is not None:
+                # Nothing went out yet: the head alone, then the abort.
+                try:
+                    await stream.send_all(pending)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            return False
+        finally:
+            await _aclose(body)
+        if length >= 0 and sent != length:
+            _log.warning("response body aborted: %d of %d bytes", sent, length)
+            if pending is not None:
+                await stream.send_all(pending)
+            return False
+        tail = b"0\r\n\r\n" if chunked else b""
+        if pending is not None:
+            tail = pending + tail
+        if tail:
+            await stream.send_all(tail)
+        return True
 
 
 async def serve_stream(

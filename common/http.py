@@ -1,7 +1,9 @@
-"""The shared HTTP layer: a thin h11 server on trio streams and a pooled h11
-client (DESIGN.md, "HTTP server and internal client": chosen by measured CPU
-per request). Servers accept any stream and clients any transport, so the
-simulation can run them in memory.
+"""The shared HTTP layer: a thin HTTP/1.1 server on trio streams and a pooled
+client, both parsing with httptools (llhttp, in C; the wire format is
+``_http_wire``). DESIGN.md, "HTTP server and internal client": chosen by
+measured CPU per request, and llhttp over h11 for the same reason
+(docs/DECISIONS.md). Servers accept any stream and clients any transport, so
+the simulation can run them in memory.
 
 Server side::
 
@@ -24,6 +26,8 @@ Client side::
     async with client.stream("GET", host, port, "/path") as resp:
         async for chunk in resp.iter_body(): ...
     conn = await client.open(host, port)   # low level, for fan-out PUTs
+    await conn.send_request("PUT", path, headers)   # with expect: 100-continue
+    status, headers = await conn.read_head(allow_informational=True)  # 100 or the answer
 """
 
 from ._http_client import (

@@ -32,7 +32,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-import h11
 import trio
 
 from common.bodyhash import (
@@ -121,14 +120,11 @@ class _Slot:
 async def _expect_continue(conn: ClientConnection) -> tuple[int, Headers] | None:
     """None on ``100 Continue``; the early final answer otherwise."""
     while True:
-        event = await conn._next_event()
-        if isinstance(event, h11.InformationalResponse):
-            if event.status_code == 100:
-                return None
-            continue
-        if isinstance(event, h11.Response):
-            return event.status_code, Headers.from_raw(event.headers)
-        raise UpstreamError(f"unexpected event {event!r}")
+        status, headers = await conn.read_head(allow_informational=True)
+        if status == 100:
+            return None
+        if status >= 200:
+            return status, headers
 
 
 async def _connect(
