@@ -1,7 +1,7 @@
 """``ringstack bench listings``: container rows and listings on one storage node.
 
 Starts a real ``ringstack serve storage`` process on one drive directory and,
-with the pooled h11 client, (1) sends object rows (``X-Backend-Type:
+with the pooled HTTP client, (1) sends object rows (``X-Backend-Type:
 container`` PUTs, what every object PUT costs each container replica) at
 concurrency 1/8/32 for ``--seconds`` each, with LMDB group commit and
 without; (2) times container GETs over the ``--rows`` rows: the whole

@@ -2,7 +2,7 @@
 
 Starts a real ``ringstack serve storage`` process on one drive directory
 (a temp dir, or ``--drive-dir``), then for each object size and concurrency
-drives it with the pooled h11 client (``common.http.HTTPClient``) for
+drives it with the pooled HTTP client (``common.http.HTTPClient``) for
 ``--seconds``: PUTs of new names, then GETs of those names. Reports ops/s,
 p50/p99 latency and the server's CPU per operation (from /proc), once with
 LMDB group commit and once without (``--no-group-commit``), so the effect of

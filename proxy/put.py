@@ -225,7 +225,7 @@ async def stream_put(
         # absorb the skew between nodes, and a node that stalls for
         # node_timeout is dropped (no per-chunk task hand-offs: CPU per byte).
         # Client chunks are coalesced up to ``chunk_size`` so each node send
-        # carries more bytes per syscall and per h11 event (bounded buffer).
+        # carries more bytes per syscall and per parser event (bounded buffer).
         pending: list[bytes] = []
         buffered = 0
         async for chunk in body:
