@@ -12,6 +12,15 @@ flat (target < 100 MB).
 With ``--swift`` pointing at an OpenStack Swift venv (default
 /work/swift-venv when it exists), the same load runs against a Swift
 all-in-one on loopback (``benchmarks/_swift_aio.py``), side by side.
+
+Fairness between the sides: before each side starts, the file system is
+synced and, with ``--settle S``, left alone for S seconds. On this machine's
+root file system (ext4 without a journal) the inode allocator skips inodes
+freed in the last 60 s (300 s while their table block is dirty), checking
+each one (``recently_deleted`` in perf): right after a mass delete (a test
+run, an earlier bench's teardown) every file and directory created costs
+more kernel CPU, and the side that runs first paid for it alone. Both sides
+create the same kinds of inodes per PUT (temp file, hash directory).
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="proxy (and Swift server) worker processes")
     p.add_argument("--big-mib", type=int, default=1024, help="size of the large PUT for the RSS check (0: skip)")
     p.add_argument("--swift", default="auto", help="Swift venv for the side-by-side run ('no' to skip)")
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="seconds to wait after syncing, before each side (see the module docstring)")
 
 
 # -- load generation ------------------------------------------------------------------
@@ -244,9 +255,18 @@ def _swift_venv(args: argparse.Namespace) -> str | None:
     return venv if os.path.exists(os.path.join(venv, "bin", "swift-proxy-server")) else None
 
 
+def _settle(seconds: float) -> None:
+    """Sync, then wait: inodes freed before this side stop costing it (docstring)."""
+    os.sync()
+    if seconds > 0:
+        print(f"# settling {seconds:g} s before the next side", flush=True)
+        time.sleep(seconds)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds}
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as root:
+        _settle(args.settle)
         cluster, target = _ringstack(args, os.path.join(root, "ringstack"))
         try:
             results["ringstack"] = trio.run(_run_target, target, args)
@@ -256,6 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if venv is not None:
             from benchmarks import _swift_aio
 
+            _settle(args.settle)
             try:
                 aio = _swift_aio.start(venv, os.path.join(root, "swift"), workers=args.workers)
             except Exception as exc:  # noqa: BLE001 - reported, the ringstack figures still stand
