@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 import trio
 
+from . import splice
 from ._http_message import Headers
 from ._http_wire import (
     End,
@@ -260,6 +268,93 @@ class ClientConnection:
                 await self.stream.aclose()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
+
+
+class RelayBody:
+    """The rest of a response body, passed on to another peer as it arrives
+    (the proxy's GET). ``first`` is what the caller already read of it.
+
+    Iterating gives the chunks as received (each wait bounded by
+    ``timeout``). ``relay_to(stream, head, length)`` instead sends ``head``
+    and the whole body to ``stream``, the part still in the socket moved
+    kernel-side (``common.splice``) when both ends are TCP sockets and the
+    body is length-framed; the server uses it for a response with a
+    Content-Length. Either way the connection goes back to the pool after a
+    complete body and is closed on any failure (UpstreamError or
+    TooSlowError for the upstream, BrokenResourceError for ``stream``)."""
+
+    def __init__(self, conn: ClientConnection, first: bytes, timeout: float) -> None:
+        self.conn = conn
+        self.first = first
+        self.timeout = timeout
+        self._iter: AsyncGenerator[bytes, None] | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iter is None:
+            self._iter = self._chunks()
+        return self._iter
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        try:
+            if self.first:
+                yield self.first
+            while True:
+                with trio.fail_after(self.timeout):
+                    chunk = await conn.receive_chunk()
+                if not chunk:
+                    break
+                yield chunk
+        except BaseException:
+            await conn.aclose()
+            raise
+        await conn.release()
+
+    async def relay_to(self, stream: trio.abc.Stream, head: bytes, length: int) -> None:
+        conn = self.conn
+        reader = conn._reader
+        dst = splice.socket_of(stream)
+        src = splice.socket_of(conn.stream)
+        try:
+            await stream.send_all(head + self.first)  # the head goes out first, whatever follows
+            sent = len(self.first)
+            while reader.events:  # what the parser already has goes out as bytes
+                chunk = await conn.receive_chunk()
+                if not chunk:
+                    break
+                sent += len(chunk)
+                await stream.send_all(chunk)
+            left = reader.body_left
+            if dst is None or src is None or conn._received or left <= 0 or sent + left != length:
+                while True:  # the copying path (and the end of a spliced body's framing)
+                    with trio.fail_after(self.timeout):
+                        chunk = await conn.receive_chunk()
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    await stream.send_all(chunk)
+            else:
+                try:
+                    await splice.relay_exact(src, dst, left, self.timeout)
+                except splice.SourceError as exc:
+                    raise UpstreamError(f"receive from {conn.host}:{conn.port} failed: {exc}") from exc
+                sent += left
+                reader.bypass_body()
+                conn._received = True
+            if sent != length:
+                raise UpstreamError(f"{conn.host}:{conn.port} sent {sent} body bytes for Content-Length {length}")
+        except BaseException:
+            await conn.aclose()
+            raise
+        await conn.release()
+
+    async def aclose(self) -> None:
+        """Called by the server after the body was sent (or not): a body that
+        was not read to its end leaves the connection unusable."""
+        if self._iter is not None:
+            await self._iter.aclose()
+        if not self.conn._received:
+            await self.conn.aclose()
 
 
 @dataclass(slots=True)

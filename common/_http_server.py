@@ -301,7 +301,12 @@ class _Connection:
         stream = self.stream
         sent = 0
         pending: bytes | None = head  # the head goes out with the first chunk
+        relay = getattr(body, "relay_to", None)  # a body passed on from a peer (client.RelayBody)
         try:
+            if relay is not None and length >= 0 and not chunked:
+                pending = None
+                await relay(stream, head, length)
+                return True
             async for data in body:  # type: ignore[attr-defined]
                 if not data:
                     continue

@@ -301,6 +301,19 @@ class RequestReader:
             self.events.append(End(trailers))
 
 
+def _content_length(raw: list[tuple[bytes, bytes]]) -> int:
+    """A response's Content-Length when that alone frames its body, else -1
+    (chunked, delimited by EOF, or unparseable: llhttp rejects those anyway)."""
+    length = -1
+    for k, v in raw:
+        name = k.lower()
+        if name == b"transfer-encoding":
+            return -1
+        if name == b"content-length":
+            length = int(v) if v.isdigit() else -1
+    return length
+
+
 def _parse_error(exc: httptools.HttpParserError) -> WireError:
     message = str(exc)
     if message in _BAD_LENGTH:
@@ -313,7 +326,7 @@ class ResponseReader:
     before each exchange."""
 
     __slots__ = ("events", "closed", "keep_alive", "_parser", "_head_only", "_dirty", "_raw", "_final",
-                 "_informational", "_done", "_in_head", "_fed", "_max_head")
+                 "_informational", "_done", "_in_head", "_fed", "_max_head", "body_left")
 
     def __init__(self, max_head: int = 131072) -> None:
         self.events: deque[ResponseEvent] = deque()
@@ -321,7 +334,7 @@ class ResponseReader:
         self.keep_alive = False
         self._parser = httptools.HttpResponseParser(self)
         self._head_only = False
-        self._dirty = False  # the parser waits for a HEAD response's body: replace it
+        self._dirty = False  # the parser waits for body bytes that will never reach it: replace it
         self._raw: list[tuple[bytes, bytes]] = []
         self._final: list[tuple[bytes, bytes]] | None = None  # the final head's headers
         self._informational = False
@@ -329,6 +342,7 @@ class ResponseReader:
         self._in_head = False
         self._fed = 0
         self._max_head = max_head
+        self.body_left = -1  # the final response's body bytes not parsed yet; -1: not length-framed
 
     def start(self, head_only: bool) -> None:
         """A new exchange; ``head_only``: the request was HEAD (no body follows)."""
@@ -343,6 +357,7 @@ class ResponseReader:
         self._in_head = False
         self._fed = 0
         self.keep_alive = False
+        self.body_left = -1
 
     def feed(self, data: bytes) -> None:
         if self.closed:
@@ -379,6 +394,16 @@ class ResponseReader:
         self.events.append(END)
         return True
 
+    def bypass_body(self) -> None:
+        """The rest of a length-framed body (``body_left`` bytes) was taken
+        from the transport without the parser: the response is complete.
+        The parser, still waiting for those bytes, is replaced before the
+        next exchange."""
+        assert self.body_left >= 0 and not self.events
+        self.body_left = 0
+        self._done = True
+        self._dirty = True
+
     # -- llhttp callbacks ------------------------------------------------------
     def on_message_begin(self) -> None:
         self._raw = []
@@ -400,6 +425,7 @@ class ResponseReader:
             return
         self._final = self._raw
         self.keep_alive = parser.should_keep_alive()
+        self.body_left = 0 if self._head_only or status in (204, 304) else _content_length(self._raw)
         if self._head_only:
             self._done = True
             self._dirty = True
@@ -408,6 +434,8 @@ class ResponseReader:
     def on_body(self, body: bytes) -> None:
         if not self._done:
             self.events.append(body)
+            if self.body_left > 0:
+                self.body_left -= len(body)
 
     def on_message_complete(self) -> None:
         if self._informational:

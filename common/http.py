@@ -27,6 +27,7 @@ Client side::
         async for chunk in resp.iter_body(): ...
     conn = await client.open(host, port)   # low level, for fan-out PUTs
     await conn.send_request("PUT", path, headers)   # with expect: 100-continue
+    Response(200, headers, RelayBody(conn, first, timeout))  # pass a peer's body on (spliced)
     status, headers = await conn.read_head(allow_informational=True)  # 100 or the answer
 """
 
@@ -34,6 +35,7 @@ from ._http_client import (
     ClientConnection,
     ClientResponse,
     HTTPClient,
+    RelayBody,
     StreamResponse,
     UpstreamError,
     tcp_connect,
@@ -57,7 +59,7 @@ from ._http_server import Handler, serve_http, serve_stream
 
 __all__ = [
     "CHUNK_SIZE", "REASONS", "BodyTimeout", "BodyTooLarge", "ClientConnection", "ClientDisconnect",
-    "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "Request", "Response",
+    "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "RelayBody", "Request", "Response",
     "StreamResponse", "UpstreamError", "decode_path", "is_valid_utf8", "parse_query", "quote_path",
     "serve_http", "serve_stream", "tcp_connect",
 ]

@@ -19,16 +19,19 @@ Contract (invariants 2, 3, 4; FAULTS 4, 5, 8, 10, 15):
   client).
 - Bodies stream in bounded chunks; each wait on a node is bounded by
   ``node_timeout``. A client that goes away closes the node connection.
+  The proxy passes a node's body on unchanged (the node verified it,
+  invariant 3): ``RelayBody``, which the server splices kernel-side
+  between the two TCP sockets when it can (``common/splice.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import trio
 
-from common.http import ClientConnection, Headers, Response, UpstreamError
+from common.http import ClientConnection, Headers, RelayBody, Response, UpstreamError
 from proxy.backend import Backend, BackendResponse, header_timestamp
 from proxy.node_iter import NodeIter
 from proxy.quorum import ReadDecision, Repair, ReplicaAnswer, read_decision, repair_plan
@@ -68,23 +71,6 @@ class _Source:
     headers: Headers
     first: bytes
     whole: bool = False  # ``first`` is the entire body; the connection is released
-
-
-async def _stream(source: _Source, timeout: float) -> AsyncIterator[bytes]:
-    conn = source.conn
-    try:
-        if source.first:
-            yield source.first
-        while True:
-            with trio.fail_after(timeout):
-                chunk = await conn.receive_chunk()
-            if not chunk:
-                break
-            yield chunk
-    except BaseException:
-        await conn.aclose()
-        raise
-    await conn.release()
 
 
 def _has_body(method: str, status: int) -> bool:
@@ -153,7 +139,7 @@ def _respond(backend: Backend, method: str, source: _Source) -> Response:
         return Response(source.status, headers, b"")  # the node connection is already released
     if source.whole:
         return Response(source.status, headers, source.first)
-    return Response(source.status, headers, _stream(source, backend.conf.node_timeout))
+    return Response(source.status, headers, RelayBody(source.conn, source.first, backend.conf.node_timeout))
 
 
 def _final(decision: ReadDecision, answers: list[BackendResponse], what: str) -> Response:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from common import splice
 from common.http import HTTPError, Request, Response
 from common.log import get_logger, log_event, new_trans_id
 from proxy.config import ProxyConfig
@@ -79,9 +82,18 @@ class Gatekeeper:
         return response
 
 
+class _SpliceCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("ringstack_proxy_spliced_bodies", "GET bodies relayed kernel-side (splice)",
+                                  value=splice.Stats.relays)
+        yield CounterMetricFamily("ringstack_proxy_spliced_bytes", "GET body bytes relayed kernel-side (splice)",
+                                  value=splice.Stats.bytes)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(_SpliceCollector())
         self.requests = Counter("ringstack_proxy_requests", "Requests answered", ["method", "status"],
                                 registry=self.registry)
         self.latency = Histogram("ringstack_proxy_request_seconds", "Time to the response head", ["method"],

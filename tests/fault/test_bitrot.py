@@ -10,10 +10,14 @@ every ``rehash_interval`` passes: the stated bound)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from tests.fault._objects import (
     Written,
@@ -60,6 +64,32 @@ def test_bitrot_is_never_served_and_is_repaired(tmp_path):
         for _ in range(3):
             assert conn.get_object("c", "read")[1] == written[0].body
         assert not first.exists()  # quarantined on that first read
+
+        # 1b. corrupt a later chunk of a large object's first replica: the
+        # node has already answered 200 and the proxy relays its body
+        # (spliced), so the client must see a body cut short, never a clean
+        # end; the replica is quarantined and the next read comes whole
+        # from another one
+        big = os.urandom(3 * (1 << 20) + 5)
+        conn.put_object("c", "big", big)
+        part, primaries = ring(cluster).get_nodes("AUTH_test", "c", "big")
+        first = next(p for p in cluster.object_files("AUTH_test", "c", "big", ".data")
+                     if p.is_relative_to(drive_path(cluster, primaries[0].device)))
+        _flip(first, 2 * (1 << 20) + 1000)
+        url, token = conn.get_auth()
+        target = urlsplit(url)
+        raw = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        raw.request("GET", f"{target.path}/c/big", headers={"X-Auth-Token": token})
+        resp = raw.getresponse()
+        assert resp.status == 200 and resp.getheader("content-length") == str(len(big))
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            resp.read()
+        assert cut.value.partial == big[: len(cut.value.partial)]  # what came before the bad chunk is good
+        assert len(cut.value.partial) <= 2 * (1 << 20)
+        raw.close()
+        assert not first.exists()
+        assert conn.get_object("c", "big")[1] == big
+        written.append(Written("c", "big", big, "ok"))
 
         # 2. corrupt one replica of "audited": the auditor finds it without any read
         bad = cluster.object_files("AUTH_test", "c", "audited", ".data")[0]
