@@ -163,6 +163,13 @@ class ClientConnection:
         self._left -= len(data)
         await self._write(data)
 
+    async def send_framed(self, framed: bytes) -> None:
+        """A chunk already framed (``frame_parts``) for a chunked request
+        body: one buffer shared by every connection the body goes to."""
+        if not self._chunked:
+            raise await self._fail(f"send to {self.host}:{self.port} failed: a framed chunk needs a chunked body")
+        await self._write(framed)
+
     async def end_body(self, trailers: list[tuple[str, str]] | None = None) -> None:
         """End the body; ``trailers`` go in the trailer section, which only a
         chunked body (``Transfer-Encoding: chunked`` request) has."""

@@ -43,7 +43,7 @@ from ._http_message import Headers
 
 __all__ = [
     "END", "End", "HeaderError", "decode_headers", "RequestHead", "RequestReader", "ResponseReader", "WireError",
-    "frame_chunk", "request_head", "response_head", "trailer_block",
+    "frame_chunk", "frame_parts", "request_head", "response_head", "trailer_block",
 ]
 
 
@@ -559,3 +559,9 @@ def trailer_block(trailers: list[tuple[str, str]]) -> bytes:
 def frame_chunk(data: bytes) -> bytes:
     """One chunk of a chunked body."""
     return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def frame_parts(parts: list[bytes]) -> bytes:
+    """One chunk of a chunked body made of ``parts``, in one copy however
+    many parts (the proxy frames a PUT's pieces once for all its replicas)."""
+    return b"".join([b"%x\r\n" % sum(map(len, parts)), *parts, b"\r\n"])

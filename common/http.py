@@ -56,10 +56,11 @@ from ._http_message import (
     quote_path,
 )
 from ._http_server import Handler, serve_http, serve_stream
+from ._http_wire import frame_parts
 
 __all__ = [
     "CHUNK_SIZE", "REASONS", "BodyTimeout", "BodyTooLarge", "ClientConnection", "ClientDisconnect",
     "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "RelayBody", "Request", "Response",
-    "StreamResponse", "UpstreamError", "decode_path", "is_valid_utf8", "parse_query", "quote_path",
+    "StreamResponse", "UpstreamError", "decode_path", "frame_parts", "is_valid_utf8", "parse_query", "quote_path",
     "serve_http", "serve_stream", "tcp_connect",
 ]

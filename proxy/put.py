@@ -49,6 +49,7 @@ from common.http import (
     ClientDisconnect,
     Headers,
     UpstreamError,
+    frame_parts,
 )
 from common.log import get_logger, log_event
 from proxy.backend import Backend
@@ -87,11 +88,11 @@ class _Slot:
         await self.conn.aclose()
         self.done.set()
 
-    async def send(self, backend: Backend, chunk: bytes) -> None:
-        """Forward one chunk; a node that errors or stalls is dropped."""
+    async def send(self, backend: Backend, framed: bytes) -> None:
+        """Forward one chunk (already framed); a node that errors or stalls is dropped."""
         try:
             with trio.fail_after(backend.conf.node_timeout):
-                await self.conn.send_data(chunk)
+                await self.conn.send_framed(framed)
         except (UpstreamError, trio.TooSlowError):
             await self.fail(backend)
 
@@ -287,10 +288,10 @@ async def stream_put(
 
 async def _forward(backend: Backend, live: list[_Slot], pending: list[bytes], w: int) -> bool:
     """Send the buffered chunks to every live node; False when fewer than W remain."""
-    data = pending[0] if len(pending) == 1 else b"".join(pending)
+    framed = frame_parts(pending)  # one copy for all replicas, not one per replica
     for s in live:
         if s.alive:
-            await s.send(backend, data)
+            await s.send(backend, framed)
     return sum(1 for s in live if s.alive) >= w
 
 

@@ -10,13 +10,17 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
+from common._http_wire import frame_chunk
 from common.http import (
     ClientDisconnect,
     HTTPClient,
     Request,
     Response,
     UpstreamError,
+    frame_parts,
     is_valid_utf8,
     parse_query,
     serve_http,
@@ -501,3 +505,9 @@ async def test_client_framing_from_a_foreign_server(raw_server):
     r = await client.request("DELETE", "127.0.0.1", port, "/")
     assert r.status == 204 and r.body == b""
     await client.aclose()
+
+
+@given(st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=6))
+def test_frame_parts_is_one_chunk_of_all_the_parts(parts):
+    joined = b"".join(parts)
+    assert frame_parts(parts) == frame_chunk(joined) == b"%x\r\n" % len(joined) + joined + b"\r\n"
