@@ -50,9 +50,7 @@ from ._http_wire import (
 
 Connector = Callable[[str, int], Awaitable[trio.abc.Stream]]
 HeaderArg = Headers | dict[str, str] | Iterable[tuple[str, str]] | None
-# Fewer parser/trio trips per large body; smaller than the server's because
-# the proxy reads a GET's first piece before answering and splices the rest.
-MAX_RECV = 262144
+MAX_RECV = 262144  # as the server's: fewer parser/trio trips per large body
 
 
 class UpstreamError(Exception):

@@ -60,12 +60,10 @@ from ._http_wire import (
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-# Large receives: a 4 MiB body in reads of up to 1 MiB is a few trips through
-# the parser and trio rather than 16-64 (the per-read overhead dominated large
-# PUTs; 256 KiB -> 1 MiB here and in the proxy's chunk_size: ~7 % less
-# cluster CPU per 4 MiB PUT). A read returns what the socket holds, so small
-# requests are unaffected (~0.2 us more per recv call).
-MAX_RECV = 1048576
+# Large receives: a 4 MiB body in 256 KiB reads is 16 trips through the
+# parser and trio rather than 64 (the per-read overhead dominated large PUTs).
+# A read returns what the socket holds, so small requests are unaffected.
+MAX_RECV = 262144
 # A streamed body's first chunk up to this size goes out with the head.
 _COALESCE = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
