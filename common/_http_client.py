@@ -301,16 +301,16 @@ class RelayBody:
             self._iter = self._chunks()
         return self._iter
 
+    async def _next(self) -> bytes:
+        with trio.fail_after(self.timeout):
+            return await self.conn.receive_chunk()
+
     async def _chunks(self) -> AsyncIterator[bytes]:
         conn = self.conn
         try:
             if self.first:
                 yield self.first
-            while True:
-                with trio.fail_after(self.timeout):
-                    chunk = await conn.receive_chunk()
-                if not chunk:
-                    break
+            while chunk := await self._next():
                 yield chunk
         except BaseException:
             await conn.aclose()
@@ -325,21 +325,19 @@ class RelayBody:
         try:
             await stream.send_all(head + self.first)  # the head goes out first, whatever follows
             sent = len(self.first)
-            while reader.events:  # what the parser already has goes out as bytes
-                chunk = await conn.receive_chunk()
-                if not chunk:
-                    break
-                sent += len(chunk)
-                await stream.send_all(chunk)
+
+            async def copy(until_end: bool) -> None:
+                nonlocal sent
+                while (until_end or reader.events) and (chunk := await self._next()):
+                    sent += len(chunk)
+                    if sent > length:
+                        raise UpstreamError(f"{conn.host}:{conn.port} sent more than Content-Length {length}")
+                    await stream.send_all(chunk)
+
+            await copy(until_end=False)  # what the parser already holds goes out as bytes
             left = reader.body_left
             if dst is None or src is None or conn._received or left <= 0 or sent + left != length:
-                while True:  # the copying path (and the end of a spliced body's framing)
-                    with trio.fail_after(self.timeout):
-                        chunk = await conn.receive_chunk()
-                    if not chunk:
-                        break
-                    sent += len(chunk)
-                    await stream.send_all(chunk)
+                await copy(until_end=True)  # splicing can't be used: the copying path
             else:
                 try:
                     await splice.relay_exact(src, dst, left, self.timeout)

@@ -23,6 +23,9 @@ share again, docs/DECISIONS.md). The wire format is ``_http_wire``. Contract:
   Content-Length, aborts the connection, so the client sees a truncated
   response rather than a clean end (invariant 3: a corrupt replica is never
   served as if whole). Its ``aclose`` is always called.
+- A streamed body that has ``relay_to`` (``RelayBody``: a peer's response
+  passed on) and a Content-Length is handed the stream and the head, so it
+  can move the bytes kernel-side; the same abort rules hold.
 - If a handler answers without reading the whole request body, the
   connection is closed after the response rather than drained.
 - A handler's response headers with CR, LF or NUL in them are logged and the

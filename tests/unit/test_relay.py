@@ -65,7 +65,8 @@ class Relay:
         await conn.end_body()
         status, headers = await conn.read_response()
         first = await conn.receive_chunk()
-        out = {"content-length": headers["content-length"]} if "content-length" in headers else {}
+        lie = int(request.query.get("lie", "0"))  # a wrong Content-Length for the client
+        out = {"content-length": str(int(headers["content-length"]) + lie)} if "content-length" in headers else {}
         return Response(status, out, RelayBody(conn, first, timeout=0.5))
 
     def idle(self) -> int:
@@ -135,3 +136,13 @@ async def test_client_that_hangs_up_mid_relay(relay):
         resp = await client.request("GET", "127.0.0.1", relay.port, f"/whole?n={BIG}", timeout=10)
         assert resp.status == 200 and len(resp.body) == BIG and resp.body == PAYLOAD
         await client.aclose()
+
+
+@pytest.mark.parametrize("lie", [-10, 10])
+async def test_a_body_that_does_not_match_the_promised_length_is_cut_short(relay, lie):
+    client = HTTPClient()
+    with pytest.raises(UpstreamError):
+        await client.request("GET", "127.0.0.1", relay.port, f"/whole?n={BIG}&lie={lie}", timeout=10)
+    await trio.testing.wait_all_tasks_blocked()
+    assert relay.idle() == 0
+    await client.aclose()
