@@ -21,6 +21,12 @@ each one (``recently_deleted`` in perf): right after a mass delete (a test
 run, an earlier bench's teardown) every file and directory created costs
 more kernel CPU, and the side that runs first paid for it alone. Both sides
 create the same kinds of inodes per PUT (temp file, hash directory).
+
+On a shared, noisy machine the speed drifts over minutes, and one side's
+whole run can land in a slow stretch. ``--interleave`` starts both systems
+at once and runs their phases alternately (who goes first alternates too),
+so each ratio compares phases seconds apart; the idle side costs nothing
+meanwhile (servers only, no background daemons on either side).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="proxy (and Swift server) worker processes")
     p.add_argument("--big-mib", type=int, default=1024, help="size of the large PUT for the RSS check (0: skip)")
     p.add_argument("--swift", default="auto", help="Swift venv for the side-by-side run ('no' to skip)")
+    p.add_argument("--interleave", action="store_true",
+                   help="run both systems at once and alternate their phases (steadier ratios on a noisy machine)")
     p.add_argument("--settle", type=float, default=0.0,
                    help="seconds to wait after syncing, before each side (see the module docstring)")
 
@@ -217,31 +225,40 @@ async def _big_put(target: Target, mib: int) -> dict[str, Any]:
             "proxy_rss_baseline_mb": round(baseline / 1e6, 1), "proxy_rss_peak_mb": round(peak / 1e6, 1)}
 
 
-async def _run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every phase on every target. With several targets (``--interleave``)
+    the phases alternate between them, and so does who goes first, so a
+    drift in the machine's speed lands on both sides."""
     from common.http import HTTPClient
 
     client = HTTPClient()
-    resp = await client.request("PUT", target.host, target.port, f"{target.prefix}/bench",
-                                {"x-auth-token": target.token}, timeout=30)
+    for target in targets:
+        resp = await client.request("PUT", target.host, target.port, f"{target.prefix}/bench",
+                                    {"x-auth-token": target.token}, timeout=30)
+        if resp.status not in (201, 202):
+            raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
     await client.aclose()
-    if resp.status not in (201, 202):
-        raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
-    phases = []
+    phases: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    turn = 0
     for size in [int(s) for s in args.sizes.split(",") if s]:
         for conc in [int(c) for c in args.concurrency.split(",") if c]:
-            names: list[str] = []
+            names: dict[str, list[str]] = {t.name: [] for t in targets}
             seconds = args.large_seconds if size >= MIB else args.seconds
             for method in ("PUT", "GET"):
-                r = await _phase(target, method, size, conc, seconds, names)
-                print(f"# {target.name} {method} {size} B x{conc}: {r['ops_per_s']} ops/s {r['mb_per_s']} MB/s "
-                      f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op "
-                      f"(proxy {r['proxy_cpu_ms_per_op']}; load generator {r['client_cpu_ms_per_op']})", flush=True)
-                phases.append(r)
-    result: dict[str, Any] = {"phases": phases}
+                for target in targets if turn % 2 == 0 else targets[::-1]:
+                    r = await _phase(target, method, size, conc, seconds, names[target.name])
+                    print(f"# {target.name} {method} {size} B x{conc}: {r['ops_per_s']} ops/s {r['mb_per_s']} MB/s "
+                          f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op "
+                          f"(proxy {r['proxy_cpu_ms_per_op']}; load generator {r['client_cpu_ms_per_op']})",
+                          flush=True)
+                    phases[target.name].append(r)
+                turn += 1
+    results: dict[str, dict[str, Any]] = {t.name: {"phases": phases[t.name]} for t in targets}
     if args.big_mib > 0:
-        result["big_put"] = await _big_put(target, args.big_mib)
-        print(f"# {target.name} big PUT: {result['big_put']}", flush=True)
-    return result
+        for target in targets:
+            results[target.name]["big_put"] = await _big_put(target, args.big_mib)
+            print(f"# {target.name} big PUT: {results[target.name]['big_put']}", flush=True)
+    return results
 
 
 def _ringstack(args: argparse.Namespace, root: str) -> tuple[Any, Target]:
@@ -265,6 +282,20 @@ def _swift_venv(args: argparse.Namespace) -> str | None:
     return venv if os.path.exists(os.path.join(venv, "bin", "swift-proxy-server")) else None
 
 
+def _start_swift(venv: str, root: str, args: argparse.Namespace) -> tuple[Any, str]:
+    """A Swift all-in-one, or None and why not (the ringstack figures still stand)."""
+    from benchmarks import _swift_aio
+
+    try:
+        return _swift_aio.start(venv, os.path.join(root, "swift"), workers=args.workers), ""
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        return None, f"could not start a Swift all-in-one: {exc}"
+
+
+def _swift_target(aio: Any) -> Target:
+    return Target("swift", aio.storage_url, aio.token, aio.pids, aio.proxy_pids)
+
+
 def _settle(seconds: float) -> None:
     """Sync, then wait: inodes freed before this side stop costing it (docstring)."""
     os.sync()
@@ -274,27 +305,36 @@ def _settle(seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds}
+    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds,
+                               "interleaved": False}
+    venv = _swift_venv(args)
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as root:
         _settle(args.settle)
         cluster, target = _ringstack(args, os.path.join(root, "ringstack"))
         try:
-            results["ringstack"] = trio.run(_run_target, target, args)
+            if args.interleave and venv is not None:
+                aio, error = _start_swift(venv, root, args)
+                if aio is None:
+                    results["swift"] = {"error": error}
+                    results.update(trio.run(_run_targets, [target], args))
+                else:
+                    try:
+                        results["interleaved"] = True
+                        results.update(trio.run(_run_targets, [target, _swift_target(aio)], args))
+                    finally:
+                        aio.stop()
+            else:
+                results.update(trio.run(_run_targets, [target], args))
         finally:
             cluster.stop()
-        venv = _swift_venv(args)
-        if venv is not None:
-            from benchmarks import _swift_aio
-
+        if venv is not None and not args.interleave:
             _settle(args.settle)
-            try:
-                aio = _swift_aio.start(venv, os.path.join(root, "swift"), workers=args.workers)
-            except Exception as exc:  # noqa: BLE001 - reported, the ringstack figures still stand
-                results["swift"] = {"error": f"could not start a Swift all-in-one: {exc}"}
+            aio, error = _start_swift(venv, root, args)
+            if aio is None:
+                results["swift"] = {"error": error}
             else:
                 try:
-                    starget = Target("swift", aio.storage_url, aio.token, aio.pids, aio.proxy_pids)
-                    results["swift"] = trio.run(_run_target, starget, args)
+                    results.update(trio.run(_run_targets, [_swift_target(aio)], args))
                 finally:
                     aio.stop()
     if "swift" in results and "phases" in results.get("swift", {}):
