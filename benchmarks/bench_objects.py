@@ -305,26 +305,24 @@ def _settle(seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds,
-                               "interleaved": False}
+    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds}
     venv = _swift_venv(args)
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as root:
         _settle(args.settle)
         cluster, target = _ringstack(args, os.path.join(root, "ringstack"))
         try:
+            aio = None
             if args.interleave and venv is not None:
                 aio, error = _start_swift(venv, root, args)
                 if aio is None:
                     results["swift"] = {"error": error}
-                    results.update(trio.run(_run_targets, [target], args))
-                else:
-                    try:
-                        results["interleaved"] = True
-                        results.update(trio.run(_run_targets, [target, _swift_target(aio)], args))
-                    finally:
-                        aio.stop()
-            else:
-                results.update(trio.run(_run_targets, [target], args))
+            results["interleaved"] = aio is not None
+            try:
+                targets = [target] if aio is None else [target, _swift_target(aio)]
+                results.update(trio.run(_run_targets, targets, args))
+            finally:
+                if aio is not None:
+                    aio.stop()
         finally:
             cluster.stop()
         if venv is not None and not args.interleave:

@@ -254,6 +254,21 @@ class ClientConnection:
                 raise UpstreamError(f"response from {self.host}:{self.port} over {limit} bytes")
         return b"".join(parts)
 
+    def body_left_in_transport(self) -> int:
+        """Body bytes of a length-framed response still in the transport
+        (none of them parsed yet); -1 when the parser still holds some,
+        the body is not length-framed, or it has ended."""
+        reader = self._reader
+        if reader.events or self._received:
+            return -1
+        return reader.body_left if reader.body_left > 0 else -1
+
+    def took_body(self) -> None:
+        """The caller took ``body_left_in_transport()`` bytes from the
+        transport itself: the response is complete."""
+        self._reader.bypass_body()
+        self._received = True
+
     @property
     def reusable(self) -> bool:
         return (not self.closed and self._sent and self._received and self._keep
@@ -319,7 +334,6 @@ class RelayBody:
 
     async def relay_to(self, stream: trio.abc.Stream, head: bytes, length: int) -> None:
         conn = self.conn
-        reader = conn._reader
         dst = splice.socket_of(stream)
         src = splice.socket_of(conn.stream)
         try:
@@ -328,15 +342,15 @@ class RelayBody:
 
             async def copy(until_end: bool) -> None:
                 nonlocal sent
-                while (until_end or reader.events) and (chunk := await self._next()):
+                while (until_end or conn.body_left_in_transport() < 0) and (chunk := await self._next()):
                     sent += len(chunk)
                     if sent > length:
                         raise UpstreamError(f"{conn.host}:{conn.port} sent more than Content-Length {length}")
                     await stream.send_all(chunk)
 
-            await copy(until_end=False)  # what the parser already holds goes out as bytes
-            left = reader.body_left
-            if dst is None or src is None or conn._received or left <= 0 or sent + left != length:
+            await copy(until_end=False)  # as bytes until the rest waits unparsed in the socket (or the end)
+            left = conn.body_left_in_transport()
+            if dst is None or src is None or left <= 0 or sent + left != length:
                 await copy(until_end=True)  # splicing can't be used: the copying path
             else:
                 try:
@@ -344,8 +358,7 @@ class RelayBody:
                 except splice.SourceError as exc:
                     raise UpstreamError(f"receive from {conn.host}:{conn.port} failed: {exc}") from exc
                 sent += left
-                reader.bypass_body()
-                conn._received = True
+                conn.took_body()
             if sent != length:
                 raise UpstreamError(f"{conn.host}:{conn.port} sent {sent} body bytes for Content-Length {length}")
         except BaseException:

@@ -558,7 +558,7 @@ def trailer_block(trailers: list[tuple[str, str]]) -> bytes:
 
 def frame_chunk(data: bytes) -> bytes:
     """One chunk of a chunked body."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
+    return frame_parts([data])
 
 
 def frame_parts(parts: list[bytes]) -> bytes:

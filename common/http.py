@@ -27,8 +27,8 @@ Client side::
         async for chunk in resp.iter_body(): ...
     conn = await client.open(host, port)   # low level, for fan-out PUTs
     await conn.send_request("PUT", path, headers)   # with expect: 100-continue
-    Response(200, headers, RelayBody(conn, first, timeout))  # pass a peer's body on (spliced)
     status, headers = await conn.read_head(allow_informational=True)  # 100 or the answer
+    Response(200, headers, RelayBody(conn, first, timeout))  # pass a peer's body on (spliced)
 """
 
 from ._http_client import (

@@ -15,7 +15,7 @@ Contract:
   when the destination fails. What was moved before a failure is gone; the
   caller closes both connections (a partial relay can't be resumed).
 - Both sockets must be non-blocking trio sockets that nothing else reads or
-  writes meanwhile. ``available(stream)`` says whether a stream qualifies
+  writes meanwhile. ``socket_of(stream)`` gives the socket when a stream qualifies
   (Linux ``os.splice``, a real TCP socket); anything else (the simulation's
   in-memory streams) keeps the copying path.
 - A relay yields to the scheduler between pipe loads, so a fast pair never
@@ -55,10 +55,6 @@ def socket_of(stream: object) -> trio.socket.SocketType | None:
     if sock.type != trio.socket.SOCK_STREAM or sock.family not in (trio.socket.AF_INET, trio.socket.AF_INET6):
         return None
     return sock
-
-
-def available(stream: object) -> bool:
-    return socket_of(stream) is not None
 
 
 def _pipe() -> tuple[int, int]:

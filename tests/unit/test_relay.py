@@ -93,7 +93,7 @@ async def test_body_arrives_whole_and_the_upstream_connection_is_reused(relay, p
         assert relay.idle() == 1  # the upstream connection went back to the pool...
     assert relay.opened == 1  # ...and served the second request
     spliced = splice.Stats.bytes - before
-    if path == "/whole" and n == BIG and splice.available(trio.SocketStream(trio.socket.socket())):
+    if path == "/whole" and n == BIG and hasattr(os, "splice"):
         # The relay took what the first read got as bytes, the rest kernel-side.
         assert 2 * (BIG - (1 << 20)) <= spliced <= 2 * BIG
     elif path != "/whole" or n < 262144:
