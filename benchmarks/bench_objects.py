@@ -27,6 +27,11 @@ whole run can land in a slow stretch. ``--interleave`` starts both systems
 at once and runs their phases alternately (who goes first alternates too),
 so each ratio compares phases seconds apart; the idle side costs nothing
 meanwhile (servers only, no background daemons on either side).
+``--rounds N`` repeats every size x concurrency pair N times (PUT then GET,
+fresh object names each round) and reports each round's ratios and their
+median (``ratio_median``), which one slow stretch cannot move. Ratios are
+ringstack / Swift for ops/s (``ops_x``: the goal is >= 2) and for CPU per
+operation (``cpu_per_op_x``: the goal is <= 0.5).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run both systems at once and alternate their phases (steadier ratios on a noisy machine)")
     p.add_argument("--settle", type=float, default=0.0,
                    help="seconds to wait after syncing, before each side (see the module docstring)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every size x concurrency pair this many times; ratios are then reported "
+                        "per round and as their median (with --interleave: each round alternates)")
 
 
 # -- load generation ------------------------------------------------------------------
@@ -242,17 +250,19 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
     turn = 0
     for size in [int(s) for s in args.sizes.split(",") if s]:
         for conc in [int(c) for c in args.concurrency.split(",") if c]:
-            names: dict[str, list[str]] = {t.name: [] for t in targets}
             seconds = args.large_seconds if size >= MIB else args.seconds
-            for method in ("PUT", "GET"):
-                for target in targets if turn % 2 == 0 else targets[::-1]:
-                    r = await _phase(target, method, size, conc, seconds, names[target.name])
-                    print(f"# {target.name} {method} {size} B x{conc}: {r['ops_per_s']} ops/s {r['mb_per_s']} MB/s "
-                          f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms cpu {r['cpu_ms_per_op']} ms/op "
-                          f"(proxy {r['proxy_cpu_ms_per_op']}; load generator {r['client_cpu_ms_per_op']})",
-                          flush=True)
-                    phases[target.name].append(r)
-                turn += 1
+            for rnd in range(max(1, getattr(args, "rounds", 1))):
+                names: dict[str, list[str]] = {t.name: [] for t in targets}
+                for method in ("PUT", "GET"):
+                    for target in targets if turn % 2 == 0 else targets[::-1]:
+                        r = await _phase(target, method, size, conc, seconds, names[target.name])
+                        r["round"] = rnd
+                        print(f"# {target.name} {method} {size} B x{conc} round {rnd}: {r['ops_per_s']} ops/s "
+                              f"{r['mb_per_s']} MB/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
+                              f"cpu {r['cpu_ms_per_op']} ms/op (proxy {r['proxy_cpu_ms_per_op']}; "
+                              f"load generator {r['client_cpu_ms_per_op']})", flush=True)
+                        phases[target.name].append(r)
+                    turn += 1
     results: dict[str, dict[str, Any]] = {t.name: {"phases": phases[t.name]} for t in targets}
     if args.big_mib > 0:
         for target in targets:
@@ -305,7 +315,8 @@ def _settle(seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds}
+    results: dict[str, Any] = {"workers": args.workers, "cpus": os.cpu_count(), "seconds_per_phase": args.seconds,
+                               "rounds": max(1, args.rounds)}
     venv = _swift_venv(args)
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as root:
         _settle(args.settle)
@@ -337,17 +348,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     aio.stop()
     if "swift" in results and "phases" in results.get("swift", {}):
         results["ratio"] = [
-            {"method": a["method"], "size": a["size"], "concurrency": a["concurrency"],
+            {"method": a["method"], "size": a["size"], "concurrency": a["concurrency"], "round": a.get("round", 0),
              "ops_x": round(a["ops_per_s"] / max(b["ops_per_s"], 1e-9), 2),
-             "cpu_per_op_x": round(b["cpu_ms_per_op"] / max(a["cpu_ms_per_op"], 1e-9), 2)}
+             "cpu_per_op_x": round(a["cpu_ms_per_op"] / max(b["cpu_ms_per_op"], 1e-9), 2)}
             for a, b in zip(results["ringstack"]["phases"], results["swift"]["phases"], strict=False)
         ]
+        results["ratio_median"] = median_ratios(results["ratio"])
+        for m in results["ratio_median"]:
+            print(f"# median of {m['rounds']} round(s), {m['method']} {m['size']} B x{m['concurrency']}: "
+                  f"ops/s {m['ops_x']}x (rounds {m['ops_x_min']}-{m['ops_x_max']}), "
+                  f"CPU per op {m['cpu_per_op_x']}x", flush=True)
     results["summary"] = {
         "median_cpu_ms_per_op": statistics.median(p["cpu_ms_per_op"] for p in results["ringstack"]["phases"]),
     }
     emit("objects", results, getattr(args, "out", None))
     _plot(results, getattr(args, "out", None))
     return results
+
+
+def median_ratios(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, size, concurrency), in first-seen order: the median of
+    the rounds' ratios (ringstack / Swift ops/s, and CPU per op), with the
+    rounds' range of the ops/s ratio."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in ratios:
+        groups.setdefault((r["method"], r["size"], r["concurrency"]), []).append(r)
+    out = []
+    for (method, size, conc), rs in groups.items():
+        ops = [r["ops_x"] for r in rs]
+        out.append({"method": method, "size": size, "concurrency": conc, "rounds": len(rs),
+                    "ops_x": round(statistics.median(ops), 2), "ops_x_min": min(ops), "ops_x_max": max(ops),
+                    "cpu_per_op_x": round(statistics.median(r["cpu_per_op_x"] for r in rs), 2)})
+    return out
 
 
 def _plot(results: dict[str, Any], out: str | None) -> None:
@@ -360,7 +392,8 @@ def _plot(results: dict[str, Any], out: str | None) -> None:
     if not sides:
         return
     phases = sides["ringstack"]
-    groups = [f"{p['method']} {_size_label(p['size'])} c{p['concurrency']}" for p in phases]
+    groups = [f"{p['method']} {_size_label(p['size'])} c{p['concurrency']}"
+              + (f" r{p['round']}" if results.get("rounds", 1) > 1 else "") for p in phases]
     for key, fname, title, unit in (("ops_per_s", "objects_ops.png", "through the proxy: ops/s", "ops/s"),
                                     ("cpu_ms_per_op", "objects_cpu.png",
                                      "cluster CPU per operation (lower is better)", "CPU ms/op")):
