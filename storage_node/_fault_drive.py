@@ -18,6 +18,7 @@ CRASH_PREFIX = ".fault-crash-"
 
 class _FaultyTemp(_DiskTemp):
     __slots__ = ("root", "faults", "room")
+    DEFER = False  # the file exists from the start, so a crash point before fsync leaves it behind
 
     def __init__(self, root: Path, direct: bool = False) -> None:
         self.root = root

@@ -3,9 +3,10 @@
 Blocking code, called from worker threads under the drive's limiter, through
 an injected ``DriveLayer``. Contract:
 
-- ``ObjectWriter``: body -> ``<drive>/tmp/<uuid>.tmp`` (MD5 + chunked BLAKE3 in
+- ``ObjectWriter``: body -> ``<drive>/tmp/<unique>.tmp`` (MD5 + chunked BLAKE3 in
   the same pass), trailer, fsync, then ``commit`` renames into the hash
-  directory under the directory lock, fsyncs the directory and ``settle``s.
+  directory under the partition and directory locks, fsyncs the directory
+  and ``settle``s (``DriveLayer.commit_temp``).
   ``abort`` removes the temp file; a crash leaves only a temp file, never a
   visible partial object (invariants 1, 5).
 - ``settle``: list the hash directory, apply ``choose_files``, unlink the
@@ -82,9 +83,11 @@ def _read_data_meta(drives: DriveLayer, path: Path) -> dict[str, Any]:
         h.close()
 
 
-def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, Any]] | None = None) -> ObjectRecord:
-    """Apply the winner rules to the hash directory (call under ``lock_dir``)."""
-    fs: FileSet = choose_files(drives.listdir(loc.dir))
+def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, Any]] | None = None,
+           names: list[str] | None = None) -> ObjectRecord:
+    """Apply the winner rules to the hash directory (call under ``lock_dir``);
+    ``names``: its listing when the caller already has it (``commit_temp``)."""
+    fs: FileSet = choose_files(drives.listdir(loc.dir) if names is None else names)
     for f in fs.obsolete:
         drives.unlink(loc.dir / f)
     known = known or {}
@@ -131,9 +134,8 @@ class ObjectWriter:
 
     def commit(self, loc: ObjectLocation, ts: Timestamp) -> ObjectRecord:
         fname = ts.internal + DATA
-        with self.drives.lock_partition(loc.root, loc.partition, True), self.drives.lock_dir(loc.dir):
-            self.tmp.commit(loc.dir, fname)
-            return settle(self.drives, loc, {fname: self.meta})
+        with self.drives.commit_temp(self.tmp, loc.root, loc.partition, loc.dir, fname) as names:
+            return settle(self.drives, loc, {fname: self.meta}, names)
 
     def abort(self) -> None:
         self.tmp.abort()
@@ -148,9 +150,8 @@ def write_small(drives: DriveLayer, loc: ObjectLocation, ts: Timestamp, ext: str
         tmp.write(json.dumps(payload, separators=(",", ":")).encode())
         tmp.fsync()
         fname = ts.internal + ext
-        with drives.lock_partition(loc.root, loc.partition, True), drives.lock_dir(loc.dir):
-            tmp.commit(loc.dir, fname)
-            return settle(drives, loc, {fname: payload} if ext == META else None)
+        with drives.commit_temp(tmp, loc.root, loc.partition, loc.dir, fname) as names:
+            return settle(drives, loc, {fname: payload} if ext == META else None, names)
     except BaseException:
         tmp.abort()
         raise

@@ -9,6 +9,13 @@ the way is fsynced into its parent, and the destination directory is fsynced
 after the rename, so once ``commit`` returns the file survives a crash.
 ``OSError(ENOSPC)`` and friends propagate; the shell maps them to 507.
 
+``DriveLayer.commit_temp`` is how writers commit: the partition lock
+(shared), the directory lock, ``TempFile.commit``, and the directory's
+listing for ``settle``, with both locks held. On the real disk a small temp
+file is created at ``fsync`` and both steps run as one call each without the
+GIL (``_native/durable.pyx``; docs/DECISIONS.md says why); the system calls,
+their order and the contract above are the same.
+
 Fault injection (FAULTS 3 and 11 with real processes):
 ``storage_node._fault_drive.FaultyDiskDrives`` is ``DiskDrives`` plus
 sentinel files in the drive root, used only when the
@@ -32,15 +39,19 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import mmap
 import os
 import shutil
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from storage_node import _durable_twins as _twins
 
 
 class DriveUnavailable(Exception):
@@ -76,7 +87,20 @@ class DriveLayer(Protocol):
     def clean_temp(self, root: Path) -> int: ...
     def lock_dir(self, path: Path) -> AbstractContextManager[None]: ...
     def lock_partition(self, root: Path, partition: int, shared: bool) -> AbstractContextManager[None]: ...
+    def commit_temp(self, tmp: TempFile, root: Path, partition: int, dest_dir: Path,
+                    name: str) -> AbstractContextManager[list[str] | None]: ...
     def free_bytes(self, root: Path) -> int: ...
+
+
+@contextmanager
+def commit_under_locks(drives: DriveLayer, tmp: TempFile, root: Path, partition: int, dest_dir: Path,
+                       name: str) -> Iterator[list[str] | None]:
+    """``DriveLayer.commit_temp`` from the layer's own steps: the partition
+    lock (shared), the directory lock, ``tmp.commit``; yields None (the
+    caller lists the directory itself) with both locks held."""
+    with drives.lock_partition(root, partition, True), drives.lock_dir(dest_dir):
+        tmp.commit(dest_dir, name)
+        yield None
 
 
 # -- real disk ---------------------------------------------------------------
@@ -91,27 +115,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+_fsync_dir = _twins._fsync_dir
+_makedirs_durable = _twins.makedirs_durable
+
+
+def _durable_kernels() -> Any:
+    """``_native.durable`` unless ``RINGSTACK_PUREPYTHON=1`` or not built;
+    else its twins (``_durable_twins``)."""
+    if os.environ.get("RINGSTACK_PUREPYTHON", "") not in ("", "0"):
+        return _twins
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        from _native import durable
+    except ImportError:
+        print("ringstack: _native.durable not built; using the pure-Python twins", file=sys.stderr)
+        return _twins
+    return durable
 
 
-def _makedirs_durable(path: Path) -> None:
-    """Create ``path`` and parents, fsyncing each new entry into its parent."""
-    missing = []
-    p = path
-    while not p.is_dir():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            continue
-        _fsync_dir(d.parent)
+_DURABLE = _durable_kernels()
+
+
+class _TempNames:
+    """Temp file names ``<pid>-<random><counter>.tmp``: unique without a
+    ``getpid`` and a ``getrandom`` per file (the pid leads, for
+    ``clean_temp``); a forked worker draws its own prefix."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.prefix = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}.tmp"
+
+
+_TEMP_NAMES = _TempNames()
 
 
 class _AlignedBuffers:
@@ -162,21 +203,25 @@ class _DiskTemp:
     there. A file system that refuses ``O_DIRECT`` (``EINVAL``) gets plain
     buffered writes."""
 
-    __slots__ = ("path", "fd", "_buf", "_fill", "_size")
+    __slots__ = ("path", "fd", "_buf", "_fill", "_size", "_held")
+
+    # Buffered files are created at ``fsync`` (one call: create, write,
+    # fdatasync, close; ``_native.durable``) while they stay under
+    # ``DEFER_MAX`` bytes: a small PUT's body and trailer, a tombstone. A
+    # subclass that must see the file early (fault injection) says False.
+    DEFER = True
+    DEFER_MAX = 1 << 16
 
     def __init__(self, root: Path, direct: bool = False) -> None:
-        tmp = root / "tmp"
-        if not tmp.is_dir():
-            _makedirs_durable(tmp)
-        self.path = tmp / f"{os.getpid()}-{uuid.uuid4().hex}.tmp"  # pid: see clean_temp
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        self.path = root / "tmp" / _TEMP_NAMES.next()  # pid first: see clean_temp
         self._buf: mmap.mmap | None = None
         self._fill = self._size = 0
+        self._held: list[bytes] | None = None  # a deferred file's bytes
         self.fd: int | None = None
         if direct:
             buf = _BUFFERS.take()
             try:
-                self.fd = os.open(self.path, flags | os.O_DIRECT, 0o644)
+                self.fd = self._open(os.O_DIRECT)
             except OSError as exc:
                 _BUFFERS.give(buf)
                 if exc.errno != errno.EINVAL:
@@ -184,9 +229,29 @@ class _DiskTemp:
             else:
                 self._buf = buf
         if self.fd is None:
-            self.fd = os.open(self.path, flags, 0o644)
+            if self.DEFER:
+                self._held = []
+            else:
+                self.fd = self._open(0)
+
+    def _open(self, extra: int) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
+        try:
+            return os.open(self.path, flags, 0o644)
+        except FileNotFoundError:  # no <root>/tmp yet
+            _makedirs_durable(self.path.parent)
+            return os.open(self.path, flags, 0o644)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is not None:
+            self._size += len(data)
+            held.append(bytes(data))
+            if self._size <= self.DEFER_MAX:
+                return
+            self._held = None  # too big to hold: the file is written from here on
+            self.fd = self._open(0)
+            data = b"".join(held)
         assert self.fd is not None
         mv = memoryview(data)
         buf = self._buf
@@ -215,6 +280,14 @@ class _DiskTemp:
             view.release()
 
     def fsync(self) -> None:
+        if self._held is not None:
+            try:
+                _DURABLE.create_synced(self.path, self._held)
+            except FileNotFoundError:  # no <root>/tmp yet
+                _makedirs_durable(self.path.parent)
+                _DURABLE.create_synced(self.path, self._held)
+            self._held = None
+            return
         assert self.fd is not None
         if self._buf is not None and self._fill:
             padded = -(-self._fill // DIRECT_ALIGN) * DIRECT_ALIGN
@@ -232,8 +305,13 @@ class _DiskTemp:
             os.close(self.fd)
             self.fd = None
 
+    @property
+    def synced(self) -> bool:
+        """Created and fsynced, ready to ``commit`` (a deferred file after ``fsync``)."""
+        return self._held is None
+
     def commit(self, dest_dir: Path, name: str) -> None:
-        assert self.fd is not None
+        assert self._held is None, "fsync before commit"
         self._close()
         _makedirs_durable(dest_dir)
         os.rename(self.path, dest_dir / name)
@@ -344,49 +422,52 @@ class DiskDrives:
         lock is taken on what is linked at ``path`` once we hold it: a
         vanished or replaced directory is created again and locked anew.
         While the lock is held, ``path`` is the directory we locked."""
-        fd = self._lock_linked_dir(path)
+        fd = _twins.lock_linked_dir(path)
         try:
             yield
         finally:
             os.close(fd)
-
-    @staticmethod
-    def _lock_linked_dir(path: Path) -> int:
-        for _ in range(100):
-            try:
-                _makedirs_durable(path)
-                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:  # a parent removed under our mkdir
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                held = os.fstat(fd)
-                linked = os.stat(path)
-            except FileNotFoundError:
-                os.close(fd)
-                continue
-            except BaseException:
-                os.close(fd)
-                raise
-            if held.st_nlink > 0 and (held.st_dev, held.st_ino) == (linked.st_dev, linked.st_ino):
-                return fd
-            os.close(fd)
-        raise OSError(errno.EAGAIN, "hash directory keeps vanishing under its lock", str(path))
 
     @contextmanager
     def lock_partition(self, root: Path, partition: int, shared: bool) -> Iterator[None]:
         """``flock`` on ``<root>/locks/<partition>.lock``: writers that make
         files visible hold it shared, a partition drop holds it exclusive
         (invariant 3: nothing deleted while a write may be landing)."""
-        locks = root / "locks"
-        if not locks.is_dir():
-            _makedirs_durable(locks)
-        fd = os.open(locks / f"{partition}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        path = root / "locks" / f"{partition}.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # no <root>/locks yet
+            _makedirs_durable(path.parent)
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
+
+    @contextmanager
+    def commit_temp(self, tmp: TempFile, root: Path, partition: int, dest_dir: Path,
+                    name: str) -> Iterator[list[str] | None]:
+        """Move a synced temp file into ``dest_dir`` under the partition lock
+        (shared) and the directory lock, and yield the directory's listing
+        with both still held. A plain ``_DiskTemp`` on this class takes all
+        those steps in one ``_native.durable.commit_locked`` call (the same
+        system calls as ``lock_partition``, ``lock_dir`` and
+        ``_DiskTemp.commit``, without the GIL); a subclass or another temp
+        file type goes step by step (``commit_under_locks``), so injected
+        faults still fire where they should."""
+        if type(self) is not DiskDrives or type(tmp) is not _DiskTemp:
+            with commit_under_locks(self, tmp, root, partition, dest_dir, name) as names:
+                yield names
+            return
+        assert tmp.synced, "fsync before commit"
+        tmp._close()
+        lock_fd, dir_fd, listing = _DURABLE.commit_locked(
+            root / "locks" / f"{partition}.lock", dest_dir, tmp.path, name)
+        try:
+            yield listing
+        finally:
+            _DURABLE.close_fds(dir_fd, lock_fd)
 
 
 # -- in memory ---------------------------------------------------------------
@@ -466,6 +547,10 @@ class MemoryDrives:
             lock = self._dir_locks.setdefault(path, threading.Lock())
         with lock:
             yield
+
+    def commit_temp(self, tmp: TempFile, root: Path, partition: int, dest_dir: Path,
+                    name: str) -> AbstractContextManager[list[str] | None]:
+        return commit_under_locks(self, tmp, root, partition, dest_dir, name)
 
     @contextmanager
     def lock_partition(self, root: Path, partition: int, shared: bool) -> Iterator[None]:

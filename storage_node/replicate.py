@@ -287,9 +287,8 @@ class _Incoming:
                 raise CorruptData(f"received {self.start.file} does not match its checksums")
         file_timestamp(self.start.file)
         self.tmp.fsync()
-        with self.drives.lock_partition(loc.root, loc.partition, True), self.drives.lock_dir(loc.dir):
-            self.tmp.commit(loc.dir, self.start.file)
-            return settle(self.drives, loc)
+        with self.drives.commit_temp(self.tmp, loc.root, loc.partition, loc.dir, self.start.file) as names:
+            return settle(self.drives, loc, None, names)
 
     def abort(self) -> None:
         self.tmp.abort()
