@@ -11,14 +11,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["close_fds", "commit_locked", "create_synced", "lock_linked_dir", "makedirs_durable"]
+__all__ = ["close_fds", "commit_locked", "create_synced", "fsync_dir", "lock_linked_dir", "makedirs_durable"]
 
 RELOCK_TRIES = 100
 
 
-def _fsync_dir(path: str | Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -41,10 +42,10 @@ def makedirs_durable(path: str | Path) -> None:
             d.mkdir()
         except FileExistsError:
             continue
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
 
 
-def create_synced(path: str | Path, parts: list[bytes]) -> None:
+def create_synced(path: str | Path, parts: Sequence[bytes | bytearray | memoryview]) -> None:
     """Create ``path`` (``O_EXCL``, 0644), write ``parts``, fdatasync, close;
     on failure remove it and raise."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

@@ -115,7 +115,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_fsync_dir = _twins._fsync_dir
+_fsync_dir = _twins.fsync_dir
 _makedirs_durable = _twins.makedirs_durable
 
 
@@ -306,8 +306,8 @@ class _DiskTemp:
             self.fd = None
 
     @property
-    def synced(self) -> bool:
-        """Created and fsynced, ready to ``commit`` (a deferred file after ``fsync``)."""
+    def on_disk(self) -> bool:
+        """The file exists (a deferred one from its ``fsync`` on)."""
         return self._held is None
 
     def commit(self, dest_dir: Path, name: str) -> None:
@@ -460,7 +460,7 @@ class DiskDrives:
             with commit_under_locks(self, tmp, root, partition, dest_dir, name) as names:
                 yield names
             return
-        assert tmp.synced, "fsync before commit"
+        assert tmp.on_disk, "fsync before commit"
         tmp._close()
         lock_fd, dir_fd, listing = _DURABLE.commit_locked(
             root / "locks" / f"{partition}.lock", dest_dir, tmp.path, name)
