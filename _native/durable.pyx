@@ -39,6 +39,7 @@ cdef extern from "<unistd.h>" nogil:
     int fdatasync(int fd)
     int unlink(const char *path)
     int dup(int fd)
+    int usleep(unsigned int usec)
 
 cdef extern from "<stdio.h>" nogil:
     int rename(const char *old, const char *new)
@@ -220,6 +221,11 @@ def commit_locked(lock_path, dest_dir, tmp_path, name):
             where = 1
             err = EAGAIN
             for tries in range(RELOCK_TRIES):
+                if tries >= 2:
+                    # Lost the race to a rehash removing the directory
+                    # again: give it time to finish (a C loop retries far
+                    # faster than the Python remover moves).
+                    usleep(100)
                 rc = _makedirs_durable(dest)
                 if rc:
                     if rc == ENOENT:
