@@ -47,6 +47,7 @@ from ._http_wire import (
     request_head,
     trailer_block,
 )
+from ._sockio import Receiver
 
 Connector = Callable[[str, int], Awaitable[trio.abc.Stream]]
 HeaderArg = Headers | dict[str, str] | Iterable[tuple[str, str]] | None
@@ -88,6 +89,7 @@ class ClientConnection:
         self.closed = False
         self.reused = False
         self._reader = ResponseReader()
+        self._rx = Receiver(stream, MAX_RECV)
         self._host_header = f"{host}:{port}"
         self._left = 0  # body bytes the request still owes (its Content-Length)
         self._chunked = False
@@ -190,7 +192,7 @@ class ClientConnection:
     async def _fill(self) -> None:
         """Read and parse more of the response."""
         try:
-            data = await self.stream.receive_some(MAX_RECV)
+            data = await self._rx.receive()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise await self._fail(f"receive from {self.host}:{self.port} failed: {exc!r}", exc) from exc
         if data:

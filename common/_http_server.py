@@ -60,6 +60,7 @@ from ._http_wire import (
     frame_chunk,
     response_head,
 )
+from ._sockio import Receiver
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -115,6 +116,7 @@ class _Connection:
         self.stream = stream
         self.handler = handler
         self.reader = RequestReader(max_header_bytes, max_header_line)
+        self._rx = Receiver(stream, MAX_RECV)
         self.body_timeout = body_timeout
         self.idle_timeout = idle_timeout
         self.server_name = server_name
@@ -133,8 +135,7 @@ class _Connection:
 
     async def _fill(self, timeout: float) -> bool:
         """Read and parse what the client sent; False at end of file."""
-        with trio.fail_after(timeout):
-            data = await self.stream.receive_some(MAX_RECV)
+        data = await self._rx.receive(timeout)
         if not data:
             return False
         self.reader.feed(data)
