@@ -3,7 +3,10 @@
 Starts a real ``ringstack serve storage`` process on one drive directory
 (a temp dir, or ``--drive-dir``), then for each object size and concurrency
 drives it with the pooled HTTP client (``common.http.HTTPClient``) for
-``--seconds``: PUTs of new names, then GETs of those names. Reports ops/s,
+``--seconds``: PUTs of new names, then GETs of those names (``--methods``
+adds ``ROW``, container listing row PUTs as an object server's container
+update sends them, and ``HEALTH``, ``/healthcheck`` GETs: the HTTP
+exchange alone). Reports ops/s,
 p50/p99 latency and the server's CPU per operation (from /proc), once with
 LMDB group commit and once without (``--no-group-commit``), so the effect of
 batching the index fsyncs is visible. The data file's own fsync is never
@@ -28,6 +31,7 @@ import trio
 from benchmarks._common import bar_plot, emit, percentile, start_storage_node
 
 HELP = "direct PUT/GET 4 KiB and 1 MiB at concurrency 1/8/32 against one storage node (group commit on/off)"
+ROWS = "/d1/7/bench/rows"  # the container the ROW method writes into
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="4096,1048576", help="object sizes in bytes (default: %(default)s)")
     parser.add_argument("--concurrency", default="1,8,32", help="(default: %(default)s)")
     parser.add_argument("--modes", default="group,nogroup", help="group commit on/off (default: %(default)s)")
+    parser.add_argument("--methods", default="PUT,GET",
+                        help="PUT, GET (of the PUT's names), ROW (container row PUTs), HEALTH (default: %(default)s)")
     parser.add_argument("--drive-dir", default="", help="parent dir for the drive (default: a temp dir)")
     parser.add_argument("--log-level", default="INFO", help="server log level (default: %(default)s)")
 
@@ -73,7 +79,20 @@ async def _cell(port: int, method: str, size: int, conc: int, seconds: float, na
         nonlocal errors
         while trio.current_time() < deadline:
             i = next(counter)
-            if method == "PUT":
+            if method == "HEALTH":
+                t0 = time.perf_counter()
+                resp = await client.request("GET", "127.0.0.1", port, "/healthcheck", timeout=60)
+                ok = resp.status == 200
+            elif method == "ROW":
+                ts_base[0] += 1
+                headers = {"X-Timestamp": f"{ts_base[0] / 100000:.5f}", "X-Backend-Type": "container",
+                           "X-Size": str(size), "X-Content-Type": "application/octet-stream",
+                           "X-Etag": "d41d8cd98f00b204e9800998ecf8427e"}
+                t0 = time.perf_counter()
+                resp = await client.request("PUT", "127.0.0.1", port, f"{ROWS}/o{size}-{conc}-{i}",
+                                            headers=headers, timeout=60)
+                ok = resp.status == 201
+            elif method == "PUT":
                 name = f"/d1/{i % 64}/bench/c{size}/o{len(names)}"
                 ts_base[0] += 1
                 headers = {"X-Timestamp": f"{ts_base[0] / 100000:.5f}", "Content-Type": "application/octet-stream",
@@ -106,6 +125,18 @@ async def _cell(port: int, method: str, size: int, conc: int, seconds: float, na
             "errors": errors, "MB_per_s": round(len(lat) * size / wall / 1e6, 1)}
 
 
+async def _make_container(port: int, ts_base: list[int]) -> None:
+    from common.http import HTTPClient
+
+    client = HTTPClient()
+    ts_base[0] += 1
+    resp = await client.request("PUT", "127.0.0.1", port, ROWS, timeout=60,
+                                headers={"X-Timestamp": f"{ts_base[0] / 100000:.5f}", "X-Backend-Type": "container"})
+    await client.aclose()
+    if resp.status not in (201, 202):
+        raise RuntimeError(f"container PUT answered {resp.status}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
     concs = [int(c) for c in args.concurrency.split(",")]
@@ -116,11 +147,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         os.mkdir(drive)
         proc, port = start_storage_node(drive, group_commit=mode == "group", log_level=args.log_level)
         ts_base = [int(time.time() * 100000)]
+        methods = [m.strip().upper() for m in args.methods.split(",") if m.strip()]
         try:
+            if "ROW" in methods:
+                trio.run(_make_container, port, ts_base)
             for size in sizes:
                 for conc in concs:
                     names: list[str] = []
-                    for method in ("PUT", "GET"):
+                    for method in methods:
+                        if method == "GET" and not names:
+                            continue  # GETs read what the PUT cell wrote
                         cpu0 = _cpu_seconds(proc.pid)
                         cell = trio.run(_cell, port, method, size, conc, args.seconds, names, ts_base)
                         cpu = _cpu_seconds(proc.pid) - cpu0
@@ -147,7 +183,7 @@ def _plot(results: dict[str, Any], out: str | None) -> None:
     if not out:
         return
     cells = results["cells"]
-    for method in ("PUT", "GET"):
+    for method in sorted({c["method"] for c in cells}):
         groups = sorted({(c["size"], c["concurrency"]) for c in cells if c["method"] == method})
         series = {}
         for mode in sorted({c["mode"] for c in cells}):
