@@ -5,8 +5,8 @@ call, and a ``fail_after`` around it builds a cancel scope: ~10 us and
 ~17 us of CPU per receive here, even when the bytes are already waiting.
 The HTTP server pays that per request and every ~70 KiB of a body (a
 storage node receives a 4 MiB replica in ~60 reads), the client per
-response. ``Receiver.receive`` reads what the socket holds right away and
-builds a deadline only when it has to wait.
+response. ``Receiver.receive`` makes one scheduler pass, reads what the
+socket holds, and builds a deadline only when it has to wait.
 
 Contract, as ``receive_some`` (under ``fail_after(timeout)``) has it:
 
@@ -14,11 +14,11 @@ Contract, as ``receive_some`` (under ``fail_after(timeout)``) has it:
   least one byte, at most ``timeout`` seconds (``trio.TooSlowError``);
 - a reset or otherwise failed socket raises ``trio.BrokenResourceError``,
   a closed one ``trio.ClosedResourceError``;
-- it is a checkpoint, waiting or not (one scheduler pass before the
-  read; a cancelled call consumes nothing): a peer that always has bytes ready cannot starve the
-  other tasks nor keep a cancellation out, and concurrent requests still
-  reach a drive's group committer together. Measured with reads that did
-  not yield (``ringstack bench storage``-style container row PUTs, c=8): the
+- it is a checkpoint, waiting or not (one scheduler pass before the read,
+  so a cancelled call consumes nothing): a peer that always has bytes ready
+  cannot starve the other tasks nor keep a cancellation out, and concurrent
+  requests still reach a drive's group committer together. Reads that did
+  not yield were tried (``ringstack bench storage --methods ROW``, c=8): the
   same CPU per request, a third fewer per second, as each LMDB batch held
   fewer writers.
 
