@@ -251,7 +251,7 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
     for size in [int(s) for s in args.sizes.split(",") if s]:
         for conc in [int(c) for c in args.concurrency.split(",") if c]:
             seconds = args.large_seconds if size >= MIB else args.seconds
-            for rnd in range(max(1, getattr(args, "rounds", 1))):
+            for rnd in range(max(1, args.rounds)):
                 names: dict[str, list[str]] = {t.name: [] for t in targets}
                 for method in ("PUT", "GET"):
                     for target in targets if turn % 2 == 0 else targets[::-1]:

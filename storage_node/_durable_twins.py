@@ -14,7 +14,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["close_fds", "commit_locked", "create_synced", "fsync_dir", "lock_linked_dir", "makedirs_durable"]
+__all__ = ["close_fds", "commit_locked", "create_synced", "fsync_dir", "lock_linked_dir", "makedirs_durable",
+           "open_lock_file"]
 
 RELOCK_TRIES = 100
 
@@ -89,17 +90,23 @@ def lock_linked_dir(path: str | Path) -> int:
     raise OSError(errno.EAGAIN, "hash directory keeps vanishing under its lock", str(path))
 
 
+def open_lock_file(path: str | Path) -> int:
+    """Open (creating) a partition lock file; its directory is created
+    durably when missing."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        makedirs_durable(os.path.dirname(path))
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
 def commit_locked(lock_path: str | Path, dest_dir: str | Path, tmp_path: str | Path,
                   name: str) -> tuple[int, int, list[str]]:
     """Take the partition lock (shared; its directory created durably if
     missing) and the lock of ``dest_dir`` (``lock_linked_dir``), rename
     ``tmp_path`` to ``dest_dir/name``, fsync the directory and list it.
     Returns ``(lock_fd, dir_fd, names)`` with both locks held (``close_fds``)."""
-    try:
-        lock_fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except FileNotFoundError:
-        makedirs_durable(os.path.dirname(lock_path))
-        lock_fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    lock_fd = open_lock_file(lock_path)
     dir_fd = -1
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_SH)

@@ -433,12 +433,7 @@ class DiskDrives:
         """``flock`` on ``<root>/locks/<partition>.lock``: writers that make
         files visible hold it shared, a partition drop holds it exclusive
         (invariant 3: nothing deleted while a write may be landing)."""
-        path = root / "locks" / f"{partition}.lock"
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:  # no <root>/locks yet
-            _makedirs_durable(path.parent)
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _twins.open_lock_file(root / "locks" / f"{partition}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield

@@ -10,48 +10,25 @@ answered 500 (CI: test_auditor_task_in_the_server_and_tombstone_reclaim).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from storage_node.drive import DiskDrives
+from tests.support.rehash import concurrent_rehash
 
 
 def test_writer_keeps_its_directory_while_a_rehash_removes_empty_ones(tmp_path: Path) -> None:
     drives = DiskDrives()
     part_dir = tmp_path / "objects" / "5"
     hash_dir = part_dir / "abc" / ("0" * 29 + "abc")
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    removals = [0]
-
-    def rehash() -> None:  # what rehash_from_disk does with an emptied hash dir
-        try:
-            while not stop.is_set():
-                with drives.lock_dir(hash_dir):
-                    if not os.listdir(hash_dir):
-                        drives.remove_empty_dirs(hash_dir, part_dir)
-                        removals[0] += 1
-                time.sleep(0.00005)  # a rehash moves on to other directories between visits
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    remover = threading.Thread(target=rehash)
-    remover.start()
-    try:
+    with concurrent_rehash(hash_dir, part_dir):
         for i in range(3000):
             with drives.lock_dir(hash_dir):  # what a PUT's commit does
                 f = hash_dir / f"{i}.data"
                 f.write_bytes(b"x")  # raises if the directory vanished under the lock
                 assert f.read_bytes() == b"x"
                 f.unlink()
-    finally:
-        stop.set()
-        remover.join()
-    assert not errors, errors
-    assert removals[0] > 0  # the race was really run
 
 
 def test_lock_dir_creates_missing_parents(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import threading
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +14,7 @@ import pytest
 from storage_node import _durable_twins
 from storage_node._fault_drive import FaultyDiskDrives
 from storage_node.drive import DiskDrives
+from tests.support.rehash import concurrent_rehash
 
 native = pytest.importorskip("_native.durable")
 KERNELS = {"native": native, "twins": _durable_twins}
@@ -105,29 +104,11 @@ def test_commit_locked_keeps_its_directory_while_a_rehash_removes_empty_ones(
     """As ``DiskDrives.lock_dir`` (tests/unit/test_drive_locks.py): a rehash
     removing the emptied hash directory and its suffix under the same lock
     never takes the directory a commit holds."""
-    drives = DiskDrives()
     root = tmp_path / "d1"
     (root / "tmp").mkdir(parents=True)
     part_dir = root / "objects" / "5"
     hash_dir = part_dir / "abc" / ("0" * 29 + "abc")
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    removals = [0]
-
-    def rehash() -> None:
-        try:
-            while not stop.is_set():
-                with drives.lock_dir(hash_dir):
-                    if not os.listdir(hash_dir):
-                        drives.remove_empty_dirs(hash_dir, part_dir)
-                        removals[0] += 1
-                time.sleep(0.00005)
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    remover = threading.Thread(target=rehash)
-    remover.start()
-    try:
+    with concurrent_rehash(hash_dir, part_dir):
         for i in range(1500):
             tmp = root / "tmp" / f"{i}.tmp"
             tmp.write_bytes(b"x")
@@ -138,11 +119,6 @@ def test_commit_locked_keeps_its_directory_while_a_rehash_removes_empty_ones(
                 (hash_dir / f"{i}.data").unlink()
             finally:
                 k.close_fds(dir_fd, lock_fd)
-    finally:
-        stop.set()
-        remover.join()
-    assert not errors, errors
-    assert removals[0] > 0  # the race was really run
 
 
 def test_small_temp_files_are_created_at_fsync_in_one_step(tmp_path: Path) -> None:
@@ -165,9 +141,14 @@ def test_small_temp_files_are_created_at_fsync_in_one_step(tmp_path: Path) -> No
     assert os.listdir(root / "tmp") == []
 
 
-def test_a_temp_file_outgrowing_the_deferral_is_written_as_it_comes(tmp_path: Path) -> None:
-    root = tmp_path / "d1"
-    (root / "tmp").mkdir(parents=True)
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A drive root with its ``tmp`` directory."""
+    (tmp_path / "d1" / "tmp").mkdir(parents=True)
+    return tmp_path / "d1"
+
+
+def test_a_temp_file_outgrowing_the_deferral_is_written_as_it_comes(root: Path) -> None:
     t = DiskDrives().open_temp(root)
     t.write(b"a" * 60000)
     assert os.listdir(root / "tmp") == []
@@ -180,10 +161,8 @@ def test_a_temp_file_outgrowing_the_deferral_is_written_as_it_comes(tmp_path: Pa
     assert os.listdir(root / "tmp") == []
 
 
-def test_fault_injecting_temp_files_exist_from_the_start(tmp_path: Path) -> None:
+def test_fault_injecting_temp_files_exist_from_the_start(root: Path) -> None:
     """FAULTS 3 crashes before fsync must leave a temp file behind."""
-    root = tmp_path / "d1"
-    (root / "tmp").mkdir(parents=True)
     t = FaultyDiskDrives().open_temp(root)
     t.write(b"x")
     assert len(os.listdir(root / "tmp")) == 1

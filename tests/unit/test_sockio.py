@@ -42,7 +42,6 @@ async def test_timeout_and_failures_are_what_receive_some_raises() -> None:
     rx = Receiver(stream, 1024)
     with pytest.raises(trio.TooSlowError):
         await rx.receive(0.05)
-    stream2, peer2 = _pair()
     # A TCP-style reset: the read fails, which the stream reports as broken.
     tcp = socket.create_server(("127.0.0.1", 0))
     c = socket.create_connection(tcp.getsockname())
@@ -52,9 +51,8 @@ async def test_timeout_and_failures_are_what_receive_some_raises() -> None:
     broken = Receiver(trio.SocketStream(trio.socket.from_stdlib_socket(s)), 1024)
     with pytest.raises(trio.BrokenResourceError):
         await broken.receive(1)
-    for x in (stream, stream2):
-        await x.aclose()
-    for y in (peer, peer2, tcp):
+    await stream.aclose()
+    for y in (peer, tcp, s):
         y.close()
 
 
