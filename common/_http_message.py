@@ -1,12 +1,14 @@
 """HTTP messages shared by the server and the client: headers, requests,
 responses and the errors a handler can raise. No I/O here except the body
-source a server or a subrequest plugs into a ``Request``."""
+source (and body pump) a server or a subrequest plugs into a ``Request``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
+
+import trio
 
 CHUNK_SIZE = 65536
 
@@ -154,6 +156,34 @@ def parse_query(query_string: str) -> dict[str, str]:
 
 
 BodySource = Callable[[], Awaitable[bytes]]  # returns b"" at the end of the body
+BodySink = Callable[[memoryview], None]  # blocking: takes the body's bytes in order, in a worker thread
+BodyPump = Callable[[BodySink], Awaitable[None]]  # feeds a whole body to a sink (the server's fast path)
+RunBlocking = Callable[..., Awaitable[Any]]  # ``await run(fn, *args)`` in a worker thread
+PUMP_BATCH = 1 << 20  # bytes a sink gets per thread hop when the body is read on the event loop
+
+
+def _sink_all(sink: BodySink, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        sink(memoryview(chunk))
+
+
+async def pump_batches(receive: BodySource, sink: BodySink, run: RunBlocking) -> None:
+    """Read a body on the event loop and hand it to ``sink`` through ``run``
+    in batches of about ``PUMP_BATCH`` bytes (the path for bodies a server
+    cannot read in a worker thread, and for subrequests)."""
+    batch: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await receive()
+        if not chunk:
+            break
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= PUMP_BATCH:
+            await run(_sink_all, sink, batch)
+            batch, size = [], 0
+    if batch:
+        await run(_sink_all, sink, batch)
 
 
 async def _iter_bytes(data: bytes) -> AsyncIterator[bytes]:
@@ -171,7 +201,7 @@ class Request:
 
     __slots__ = (
         "method", "target", "raw_path", "path", "query_string", "_query", "headers",
-        "client", "content_length", "chunked", "context", "trailers", "_receive", "_consumed",
+        "client", "content_length", "chunked", "context", "trailers", "_receive", "_consumed", "_pump",
     )
 
     def __init__(
@@ -184,6 +214,7 @@ class Request:
         client: tuple[str, int] = ("", 0),
         content_length: int | None = None,
         chunked: bool = False,
+        pump: BodyPump | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -200,6 +231,7 @@ class Request:
         self.trailers = Headers()
         self._receive = receive
         self._consumed = False
+        self._pump = pump
 
     @classmethod
     def make(
@@ -262,6 +294,21 @@ class Request:
             if not chunk:
                 return
             yield chunk
+
+    async def pump_body(self, sink: BodySink) -> None:
+        """Feed the whole body to ``sink``, a blocking callable run in worker
+        threads (each ``memoryview`` is valid only during its call). An
+        exception from ``sink`` stops the read and propagates; the body
+        errors are those of ``iter_body``. Servers read the socket in the
+        thread itself when they can (``_bodypump``): one hand-off per body."""
+        if self._consumed:
+            return
+        if self._pump is not None:
+            self._consumed = True
+            await self._pump(sink)
+            return
+        chunks = aiter(self.iter_body())
+        await pump_batches(lambda: anext(chunks, b""), sink, trio.to_thread.run_sync)
 
     @property
     def body_consumed(self) -> bool:

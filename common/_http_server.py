@@ -26,6 +26,15 @@ share again, docs/DECISIONS.md). The wire format is ``_http_wire``. Contract:
 - A streamed body that has ``relay_to`` (``RelayBody``: a peer's response
   passed on) and a Content-Length is handed the stream and the head, so it
   can move the bytes kernel-side; the same abort rules hold.
+- ``Request.pump_body(sink)``: on a real socket, when none of the body has
+  reached the parser yet (the usual case after ``Expect: 100-continue``),
+  or the body has a Content-Length (the parser then keeps no framing state:
+  the bytes it parsed go first), one worker thread of this process's pump pool reads the body from the
+  socket and feeds ``sink`` (``_bodypump``; at most ``PUMP_THREADS`` bodies
+  at once, the rest wait their turn); the parser is then replaced and takes
+  up any bytes read past the body. Otherwise the body is read here and fed
+  to ``sink`` in the pool in batches. Cancelling the handler shuts the
+  socket down for reading, which ends the pump at once.
 - If a handler answers without reading the whole request body, the
   connection is closed after the response rather than drained.
 - A handler's response headers with CR, LF or NUL in them are logged and the
@@ -35,19 +44,26 @@ share again, docs/DECISIONS.md). The wire format is ``_http_wire``. Contract:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 
 import trio
 
+from ._bodypump import Stats as PumpStats
+from ._bodypump import pump
+from ._chunked import ChunkedDecoder, LengthDecoder
 from ._http_message import (
     REASONS,
+    BodySink,
     BodyTimeout,
     ClientDisconnect,
     HTTPError,
     Request,
     Response,
+    pump_batches,
 )
 from ._http_wire import (
     END,
@@ -61,6 +77,7 @@ from ._http_wire import (
     response_head,
 )
 from ._sockio import Receiver
+from .threadpool import ThreadPool
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -72,6 +89,25 @@ MAX_RECV = 262144
 _COALESCE = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _log = logging.getLogger("ringstack.http")
+PUMP_THREADS = 64  # request bodies read in worker threads at once, per process
+_pumps: tuple[int, ThreadPool] | None = None
+
+
+def _pump_pool() -> ThreadPool:
+    """This process's pump pool (made after a fork, not inherited)."""
+    global _pumps
+    pid = os.getpid()
+    if _pumps is None or _pumps[0] != pid:
+        _pumps = (pid, ThreadPool(PUMP_THREADS, "body-pump"))
+    return _pumps[1]
+
+
+def _sink_then_pump(first: list[bytes], fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: BodySink,
+                    timeout: float) -> bytes:
+    """(pump thread) The body bytes the parser already had, then the rest."""
+    for piece in first:
+        sink(memoryview(piece))
+    return pump(fd, decoder, sink, timeout)
 
 
 class _DateCache:
@@ -116,6 +152,7 @@ class _Connection:
         self.stream = stream
         self.handler = handler
         self.reader = RequestReader(max_header_bytes, max_header_line)
+        self.max_header_bytes = max_header_bytes
         self._rx = Receiver(stream, MAX_RECV)
         self.body_timeout = body_timeout
         self.idle_timeout = idle_timeout
@@ -171,6 +208,59 @@ class _Connection:
         # A protocol error mid-body (or a head where the body should be).
         raise ClientDisconnect("Client disconnected before sending the whole body")
 
+    async def _pump_body(self, sink: BodySink) -> None:
+        """``Request.pump_body`` for the request being served (module contract)."""
+        if self._body_done:
+            return
+        reader = self.reader
+        request = self._request
+        fd = self._rx.fd
+        assert request is not None
+        events = reader.events
+        first: list[bytes] = []
+        if fd < 0 or reader.closed:
+            decoder = None
+        elif reader.body_untouched and not events:
+            decoder = ChunkedDecoder(max_trailer=self.max_header_bytes) if request.chunked \
+                else LengthDecoder(request.content_length or 0)
+        elif not request.chunked and events and all(type(e) is bytes for e in events):
+            # The body's start came with the head (most clients send them
+            # together). With a length, llhttp handed over every byte it was
+            # fed, keeping no framing state: take those, pump the rest.
+            first = list(events)  # type: ignore[arg-type]
+            events.clear()
+            self._expect = False
+            decoder = LengthDecoder((request.content_length or 0) - sum(len(b) for b in first))
+        else:
+            decoder = None
+        if decoder is None:
+            await pump_batches(self._receive_body, sink, _pump_pool().run)
+            return
+        sock = self.stream.socket  # type: ignore[attr-defined]
+
+        def hurry() -> None:
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+        try:
+            if self._expect:
+                self._expect = False
+                await self.stream.send_all(_CONTINUE)
+            PumpStats.bodies += 1
+            rest = await _pump_pool().run(_sink_then_pump, first, fd, decoder, sink, self.body_timeout,
+                                          on_cancel=hurry)
+        except BaseException as exc:
+            reader.closed = True  # the body was not read to its end: nothing after it is parsed
+            if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
+                raise ClientDisconnect("Client disconnected before sending the whole body") from exc
+            raise  # the pump's ClientDisconnect or BodyTimeout, or the sink's own error
+        self._body_done = True
+        if decoder.trailers:
+            request.trailers = decode_headers(decoder.trailers)
+        reader.bypass_body(rest)
+
     async def serve(self) -> None:
         reader = self.reader
         events = reader.events
@@ -224,6 +314,7 @@ class _Connection:
             client=self.client,
             content_length=head.content_length,
             chunked=head.chunked,
+            pump=self._pump_body,
         )
         self._request = request
         try:

@@ -122,7 +122,7 @@ class RequestReader:
 
     __slots__ = (
         "events", "closed", "_parser", "_max_total", "_max_line", "_idle", "_line_open", "_hold", "_in_head",
-        "_fed", "_total", "_url", "_raw", "_hosts", "_trailers", "_method", "_error",
+        "_fed", "_total", "_url", "_raw", "_hosts", "_trailers", "_method", "_error", "body_untouched",
     )
 
     def __init__(self, max_header_bytes: int = 65536, max_header_line: int = 16384) -> None:
@@ -143,6 +143,10 @@ class RequestReader:
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._method: str | None = None
         self._error: WireError | None = None
+        # The last head parsed ended exactly where the bytes fed so far end:
+        # none of its body reached llhttp, so the body may be read from the
+        # transport without the parser (``bypass_body``).
+        self.body_untouched = False
 
     @property
     def mid_message(self) -> bool:
@@ -153,12 +157,14 @@ class RequestReader:
     def feed(self, data: bytes) -> None:
         if self.closed:
             return
+        fresh = self._idle and not self._hold
         if self._idle or self._line_open:
             data = self._request_line(data)
             if not data:
                 return
         events = self.events
         queued = len(events)
+        self.body_untouched = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -177,6 +183,30 @@ class RequestReader:
                            else WireError("Trailer section too large"))
         else:
             self._fed = 0
+            if fresh and len(events) == queued + 1 and type(events[-1]) is RequestHead:
+                # One whole head and nothing after it? Its end is the first
+                # CRLF CRLF when every line ends in CRLF (llhttp also takes
+                # bare LFs, which would put the end elsewhere).
+                self.body_untouched = (data.find(b"\r\n\r\n") == len(data) - 4
+                                       and data.count(b"\n") == data.count(b"\r\n"))
+
+    def bypass_body(self, rest: bytes) -> None:
+        """The current request's body was read from the transport without
+        the parser: after a head with ``body_untouched``, or with a
+        Content-Length and only body bytes parsed (llhttp holds no framing
+        state then); ``rest``: the bytes read past its end. The parser, still
+        waiting for that body, is replaced, and ``rest`` is parsed as the
+        start of the next request."""
+        assert not self.events
+        self.body_untouched = False
+        self._parser = httptools.HttpRequestParser(self)
+        self._idle = True
+        self._line_open = False
+        self._in_head = False
+        self._fed = 0
+        self._trailers = None
+        if rest:
+            self.feed(rest)
 
     def _fail(self, error: WireError) -> None:
         self.events.append(error)

@@ -42,6 +42,11 @@ class Receiver:
         self.max_bytes = max_bytes
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
 
+    @property
+    def fd(self) -> int:
+        """The socket's descriptor; -1 for a stream that is not a socket."""
+        return self._fd
+
     async def receive(self, timeout: float | None = None) -> bytes:
         fd = self._fd
         if fd < 0:

@@ -31,6 +31,8 @@ Client side::
     Response(200, headers, RelayBody(conn, first, timeout))  # pass a peer's body on (spliced)
 """
 
+from ._bodypump import SendTimeout, send_all_blocking
+from ._bodypump import Stats as PumpStats
 from ._http_client import (
     ClientConnection,
     ClientResponse,
@@ -60,7 +62,7 @@ from ._http_wire import frame_parts
 
 __all__ = [
     "CHUNK_SIZE", "REASONS", "BodyTimeout", "BodyTooLarge", "ClientConnection", "ClientDisconnect",
-    "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "RelayBody", "Request", "Response",
-    "StreamResponse", "UpstreamError", "decode_path", "frame_parts", "is_valid_utf8", "parse_query", "quote_path",
-    "serve_http", "serve_stream", "tcp_connect",
+    "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "PumpStats", "RelayBody", "Request", "Response",
+    "SendTimeout", "StreamResponse", "UpstreamError", "decode_path", "frame_parts", "is_valid_utf8", "parse_query",
+    "quote_path", "send_all_blocking", "serve_http", "serve_stream", "tcp_connect",
 ]

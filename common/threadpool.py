@@ -21,6 +21,9 @@ Contract:
   until it needs them.
 - ``size`` bounds the blocking calls in flight on the pool's resource (one
   slow drive stalls only its own pool).
+- ``on_cancel``: called (on the event loop) when the caller is cancelled
+  while ``fn`` runs, to make ``fn`` end sooner (the HTTP server shuts a
+  socket down under a body being read); the caller still waits for it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ def _not_cancellable(_: Any) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED
 
 
+def _hurrying(on_cancel: Callable[[], None]) -> Callable[[Any], trio.lowlevel.Abort]:
+    def abort(_: Any) -> trio.lowlevel.Abort:
+        on_cancel()
+        return trio.lowlevel.Abort.FAILED
+
+    return abort
+
+
 class ThreadPool:
     def __init__(self, size: int, name: str = "pool", idle_timeout: float = 10.0) -> None:
         if size < 1:
@@ -59,7 +70,7 @@ class ThreadPool:
         """Threads alive now (for tests and stats)."""
         return self._threads
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, on_cancel: Callable[[], None] | None = None) -> T:
         job: Job = (fn, args, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
         with self._cond:
             self._jobs.append(job)
@@ -71,7 +82,8 @@ class ThreadPool:
                 threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True).start()
             # else: every thread is busy; the first to finish takes it
         # The worker reschedules this task with fn's Outcome, which trio unwraps.
-        result: T = await trio.lowlevel.wait_task_rescheduled(_not_cancellable)
+        result: T = await trio.lowlevel.wait_task_rescheduled(
+            _not_cancellable if on_cancel is None else _hurrying(on_cancel))
         return result
 
     def _next_job(self) -> Job | None:

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,12 +142,19 @@ class NodeContext:
         pool = self.pools.get(drive)
         if pool is None:
             raise DriveUnavailable(f"drive {drive!r} is not configured on this node")
-        try:
+        with drive_errors(drive):
             return await pool.run(fn, *args)
-        except OSError as exc:
-            if exc.errno in FULL_ERRNOS:
-                raise DriveUnavailable(f"drive {drive!r}: {exc.strerror}") from exc
-            raise
+
+
+@contextmanager
+def drive_errors(drive: str) -> Iterator[None]:
+    """Disk-full style ``OSError``s raised inside become ``DriveUnavailable`` (507)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in FULL_ERRNOS:
+            raise DriveUnavailable(f"drive {drive!r}: {exc.strerror}") from exc
+        raise
 
 
 def make_pools(drives: Mapping[str, Path], per_drive: int) -> dict[str, ThreadPool]:

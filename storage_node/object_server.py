@@ -6,7 +6,7 @@ drive's limiter; index rows through the drive's group committer.
 
 Contract per verb (BACKEND_API.md "Objects"):
 - PUT: 409 is decided before the body is read; the body streams to a temp
-  file in ``WRITE_BATCH`` pieces (memory flat, invariant 4); a hang-up (499),
+  file as it arrives (``Request.pump_body``: memory flat, invariant 4); a hang-up (499),
   stall (408), ETag mismatch (422), full drive (507) or cancellation removes
   the temp file and leaves nothing visible (invariant 5). 201 only after
   file fsync, rename, directory fsync and the index commit (invariant 1),
@@ -47,7 +47,7 @@ from storage_node.conditional_core import (
     multipart_layout,
     parse_range,
 )
-from storage_node.context import NodeContext
+from storage_node.context import NodeContext, drive_errors
 from storage_node.diskfile import (
     ObjectLocation,
     ObjectReader,
@@ -76,7 +76,6 @@ from storage_node.object_core import (
 )
 from storage_node.paths import BackendPath, hash_for
 
-WRITE_BATCH = 1 << 20
 SMALL_BODY = 1 << 20  # bodies up to this size are read whole, then written in one thread hop
 
 
@@ -185,35 +184,32 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
                         declared: int | None, limit: int, begin: Callable[[], tuple[ObjectLocation, ObjectWriter]],
                         fingerprint: Callable[[], BodyFingerprint | None],
                         ) -> tuple[ObjectLocation, ObjectWriter, ObjectRecord]:
-    """Stream a large or chunked body to the temp file in ``WRITE_BATCH``
-    pieces; on any failure the temp file is removed before re-raising."""
+    """Stream a large or chunked body to the temp file; on any failure the
+    temp file is removed before re-raising."""
     loc, writer = await ctx.run(bp.drive, begin)
     committed = False
+    received = 0
+
+    def sink(piece: memoryview) -> None:
+        """(thread) Hash and write the next piece of the body. The server
+        reads the socket in the same thread when it can (``pump_body``): the
+        body never crosses to the event loop; memory is its read buffer."""
+        nonlocal received
+        received += len(piece)
+        if received > limit:
+            raise ObjectError(413, f"Object larger than {limit} bytes")
+        if declared is not None and received > declared:
+            raise ObjectError(413, f"Body longer than the {declared} bytes announced")
+        writer.write(piece)
+
     try:
-        # Chunks are collected by reference and written (hashed, then
-        # os.write, both without the GIL) one by one in the worker thread: no
-        # copy into a batch buffer on the event loop. Bounded by WRITE_BATCH
-        # plus one receive (invariant 4).
-        buf: list[bytes] = []
-        buffered = 0
-        received = 0
-        async for chunk in req.iter_body():
-            received += len(chunk)
-            if received > limit:
-                raise ObjectError(413, f"Object larger than {limit} bytes")
-            if declared is not None and received > declared:
-                raise ObjectError(413, f"Body longer than the {declared} bytes announced")
-            buf.append(chunk)
-            buffered += len(chunk)
-            if buffered >= WRITE_BATCH:
-                data, buf, buffered = buf, [], 0
-                await ctx.run(bp.drive, _write_all, writer, data)
+        with drive_errors(bp.drive):
+            await req.pump_body(sink)
         if declared is not None and received != declared:
             raise ClientDisconnect("body shorter than Content-Length")
         proxied = fingerprint()
 
         def finish() -> ObjectRecord:
-            _write_all(writer, buf)
             writer.finish(bp.name, headers, req.headers.get("etag"), proxied)
             rec = writer.commit(loc, ts)
             _index_sync(ctx, bp, loc, rec)
@@ -229,12 +225,6 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
         if not committed:
             await _abort(ctx, bp.drive, writer)
         raise
-
-
-def _write_all(writer: ObjectWriter, chunks: list[bytes]) -> None:
-    """(thread) Hash and write a batch of received chunks in order."""
-    for chunk in chunks:
-        writer.write(chunk)
 
 
 def _index_sync(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, rec: ObjectRecord) -> None:

@@ -27,7 +27,15 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from common.config import ClusterConfig
-from common.http import HTTPClient, HTTPError, Request, Response, is_valid_utf8, serve_http
+from common.http import (
+    HTTPClient,
+    HTTPError,
+    PumpStats,
+    Request,
+    Response,
+    is_valid_utf8,
+    serve_http,
+)
 from common.log import get_logger, log_event, new_trans_id
 from storage_node import object_server, replicate
 from storage_node.context import NodeContext, StorageSettings, make_pools
@@ -63,6 +71,8 @@ class _Metrics:
               registry=self.registry).set_function(lambda: object_server.Counters.quarantined)
         Gauge("ringstack_storage_lost_files", "Data files found missing behind the index",
               registry=self.registry).set_function(lambda: object_server.Counters.lost_files)
+        Gauge("ringstack_storage_pumped_bodies", "Request bodies read in a worker thread straight from the socket",
+              registry=self.registry).set_function(lambda: PumpStats.bodies)
         batches = Gauge("ringstack_storage_group_commit_batches", "LMDB group-commit transactions",
                         ["drive"], registry=self.registry)
         ops = Gauge("ringstack_storage_group_commit_ops", "Writers committed through group commit",
