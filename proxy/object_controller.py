@@ -207,7 +207,7 @@ async def _put(
         w,
         path_for,  # type: ignore[arg-type]
         lambda i: {**base, **updates[i]},
-        request.iter_body(),
+        request,
         length,
         app.conf.max_file_size,
     )

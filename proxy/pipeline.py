@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from common import splice
-from common.http import HTTPError, Request, Response
+from common.http import HTTPError, PumpStats, Request, Response
 from common.log import get_logger, log_event, new_trans_id
 from proxy.config import ProxyConfig
 
@@ -82,8 +82,13 @@ class Gatekeeper:
         return response
 
 
-class _SpliceCollector(Collector):
+class _TransferCollector(Collector):
+    """Bodies moved without passing through the event loop."""
+
     def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("ringstack_proxy_pumped_bodies",
+                                  "PUT bodies read and fanned out in a worker thread (Request.pump_body)",
+                                  value=PumpStats.bodies)
         yield CounterMetricFamily("ringstack_proxy_spliced_bodies", "GET bodies relayed kernel-side (splice)",
                                   value=splice.Stats.relays)
         yield CounterMetricFamily("ringstack_proxy_spliced_bytes", "GET body bytes relayed kernel-side (splice)",
@@ -93,7 +98,7 @@ class _SpliceCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_SpliceCollector())
+        self.registry.register(_TransferCollector())
         self.requests = Counter("ringstack_proxy_requests", "Requests answered", ["method", "status"],
                                 registry=self.registry)
         self.latency = Histogram("ringstack_proxy_request_seconds", "Time to the response head", ["method"],

@@ -9,7 +9,10 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
   ready: 503 before a byte of the body is read.
 - Stream phase: each client chunk is sent to every live slot in turn
   (memory per PUT is one chunk plus the kernel's socket buffers, whatever
-  the object size). A slot whose node fails or stalls longer than
+  the object size). When every node connection is a socket this runs in
+  the client body's pump thread (``_fan_out_in_thread``: read, hash and
+  ``writev`` to each node, one hand-off with the event loop per body);
+  otherwise (the simulation's in-memory streams) on the event loop. A slot whose node fails or stalls longer than
   ``node_timeout`` is dropped (no replacement mid-stream). When fewer than W
   slots remain alive the PUT stops: 503.
 - The client hanging up (or stalling past the body timeout) aborts every
@@ -29,7 +32,7 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import trio
@@ -48,8 +51,10 @@ from common.http import (
     ClientConnection,
     ClientDisconnect,
     Headers,
+    Request,
     UpstreamError,
     frame_parts,
+    send_all_blocking,
 )
 from common.log import get_logger, log_event
 from proxy.backend import Backend
@@ -184,7 +189,7 @@ async def stream_put(
     w: int,
     path_for: Callable[[RingDevice], str],
     headers_for: Callable[[int], Mapping[str, str]],
-    body: AsyncIterator[bytes],
+    request: Request,
     content_length: int | None,
     max_size: int,
 ) -> PutResult:
@@ -219,31 +224,12 @@ async def stream_put(
 
     client_error: Exception | None = None
     too_few = False
-    received = 0
     hasher = ChunkHasher()
     try:
-        # Chunks go to each live node in turn: the kernel's socket buffers
-        # absorb the skew between nodes, and a node that stalls for
-        # node_timeout is dropped (no per-chunk task hand-offs: CPU per byte).
-        # Client chunks are coalesced up to ``chunk_size`` so each node send
-        # carries more bytes per syscall and per parser event (bounded buffer).
-        pending: list[bytes] = []
-        buffered = 0
-        async for chunk in body:
-            received += len(chunk)
-            if received > max_size:
-                raise BodyTooLarge("Your request is too large.")
-            hasher.update(chunk)
-            pending.append(chunk)
-            buffered += len(chunk)
-            if buffered < conf.chunk_size:
-                continue
-            if not await _forward(backend, live, pending, w):
-                too_few = True
-                break
-            pending, buffered = [], 0
-        if pending and not too_few and not await _forward(backend, live, pending, w):
-            too_few = True
+        if all(isinstance(s.conn.stream, trio.SocketStream) for s in live):
+            too_few = await _fan_out_in_thread(backend, live, w, request, hasher, max_size)
+        else:
+            too_few = await _fan_out(backend, live, w, request, hasher, max_size)
     except (ClientDisconnect, BodyTimeout, BodyTooLarge) as exc:
         client_error = exc
     except BaseException:
@@ -284,6 +270,78 @@ async def stream_put(
     outcome = write_outcome([s.status for s in live], n, w)
     etags = [s.headers.get("etag", "") or "" for s in live if s.status is not None and 200 <= s.status < 300]
     return PutResult(outcome, statuses, etags, [s.headers for s in live if s.status is not None])
+
+
+async def _fan_out(backend: Backend, live: list[_Slot], w: int, request: Request, hasher: ChunkHasher,
+                   max_size: int) -> bool:
+    """The body to every live node from the event loop (any stream); True
+    when fewer than W nodes remain."""
+    # Chunks go to each live node in turn: the kernel's socket buffers
+    # absorb the skew between nodes, and a node that stalls for
+    # node_timeout is dropped (no per-chunk task hand-offs: CPU per byte).
+    # Client chunks are coalesced up to ``chunk_size`` so each node send
+    # carries more bytes per syscall and per parser event (bounded buffer).
+    pending: list[bytes] = []
+    buffered = received = 0
+    async for chunk in request.iter_body():
+        received += len(chunk)
+        if received > max_size:
+            raise BodyTooLarge("Your request is too large.")
+        hasher.update(chunk)
+        pending.append(chunk)
+        buffered += len(chunk)
+        if buffered < backend.conf.chunk_size:
+            continue
+        if not await _forward(backend, live, pending, w):
+            return True
+        pending, buffered = [], 0
+    return bool(pending) and not await _forward(backend, live, pending, w)
+
+
+class _TooFew(Exception):
+    """Fewer than W nodes are left mid-body (raised in the pump thread)."""
+
+
+async def _fan_out_in_thread(backend: Backend, live: list[_Slot], w: int, request: Request,
+                             hasher: ChunkHasher, max_size: int) -> bool:
+    """As ``_fan_out`` when every node connection is a socket, but done in
+    the body's pump thread (``Request.pump_body``): each piece the client
+    sent is hashed, then framed as one chunk and written to each node with
+    ``writev``, without the GIL and without a hand-off per piece. A node that
+    fails or stalls for node_timeout is dropped, as there; its connection is
+    closed back on the event loop."""
+    timeout = backend.conf.node_timeout
+    targets = [(s, s.conn.stream.socket.fileno()) for s in live if s.alive]  # type: ignore[attr-defined]
+    broken: list[_Slot] = []
+    received = 0
+
+    def sink(piece: memoryview) -> None:
+        nonlocal received, targets
+        received += len(piece)
+        if received > max_size:
+            raise BodyTooLarge("Your request is too large.")
+        hasher.update(piece)
+        parts: list[bytes | memoryview] = [b"%x\r\n" % len(piece), piece, b"\r\n"]
+        dropped = False
+        for slot, fd in targets:
+            try:
+                send_all_blocking(fd, parts, timeout)
+            except OSError:  # SendTimeout included
+                broken.append(slot)
+                dropped = True
+        if dropped:
+            targets = [(s, fd) for s, fd in targets if s not in broken]
+            if len(targets) < w:
+                raise _TooFew
+
+    try:
+        await request.pump_body(sink)
+    except _TooFew:
+        return True
+    finally:
+        for slot in broken:
+            await slot.fail(backend)
+    return False
 
 
 async def _forward(backend: Backend, live: list[_Slot], pending: list[bytes], w: int) -> bool:
