@@ -26,15 +26,15 @@ share again, docs/DECISIONS.md). The wire format is ``_http_wire``. Contract:
 - A streamed body that has ``relay_to`` (``RelayBody``: a peer's response
   passed on) and a Content-Length is handed the stream and the head, so it
   can move the bytes kernel-side; the same abort rules hold.
-- ``Request.pump_body(sink)``: on a real socket, when none of the body has
-  reached the parser yet (the usual case after ``Expect: 100-continue``),
-  or the body has a Content-Length (the parser then keeps no framing state:
-  the bytes it parsed go first), one worker thread of this process's pump pool reads the body from the
-  socket and feeds ``sink`` (``_bodypump``; at most ``PUMP_THREADS`` bodies
-  at once, the rest wait their turn); the parser is then replaced and takes
-  up any bytes read past the body. Otherwise the body is read here and fed
-  to ``sink`` in the pool in batches. Cancelling the handler shuts the
-  socket down for reading, which ends the pump at once.
+- ``Request.pump_body(sink)``: on a real socket, when the body has a
+  Content-Length (the bytes the parser already has go first) or none of a
+  chunked body reached the parser yet (the usual case after ``Expect:
+  100-continue``), a worker thread of this process's pump pool reads the
+  body from the socket and feeds ``sink`` (``_bodypump``; at most
+  ``PUMP_THREADS`` bodies at once, the rest wait their turn); the parser is
+  then replaced and takes up any bytes read past the body. Otherwise the
+  body is read here and fed to ``sink`` in the pool in batches. Cancelling
+  the handler shuts the socket down for reading, which ends the pump at once.
 - If a handler answers without reading the whole request body, the
   connection is closed after the response rather than drained.
 - A handler's response headers with CR, LF or NUL in them are logged and the
@@ -218,21 +218,25 @@ class _Connection:
         assert request is not None
         events = reader.events
         first: list[bytes] = []
+        decoder: LengthDecoder | ChunkedDecoder | None
         if fd < 0 or reader.closed:
             decoder = None
-        elif reader.body_untouched and not events:
-            decoder = ChunkedDecoder(max_trailer=self.max_header_bytes) if request.chunked \
-                else LengthDecoder(request.content_length or 0)
-        elif not request.chunked and events and all(type(e) is bytes for e in events):
-            # The body's start came with the head (most clients send them
-            # together). With a length, llhttp handed over every byte it was
-            # fed, keeping no framing state: take those, pump the rest.
+        elif request.chunked:
+            # llhttp may hold part of a chunk-size line: only a body none of
+            # which reached it can be read without it.
+            untouched = reader.body_untouched and not events
+            decoder = ChunkedDecoder(max_trailer=self.max_header_bytes) if untouched else None
+        elif all(type(e) is bytes for e in events):
+            # With a length, llhttp keeps no framing state: every body byte
+            # it was fed is in ``events`` (most clients send the body's start
+            # with the head). Those go first, the pump reads the rest.
             first = list(events)  # type: ignore[arg-type]
             events.clear()
-            self._expect = False
+            if first:
+                self._expect = False
             decoder = LengthDecoder((request.content_length or 0) - sum(len(b) for b in first))
         else:
-            decoder = None
+            decoder = None  # the whole body (and its end) is parsed already
         if decoder is None:
             await pump_batches(self._receive_body, sink, _pump_pool().run)
             return

@@ -43,7 +43,7 @@ class ProxyConfig:
     recheck_container_existence: float = 5.0
     recheck_account_existence: float = 5.0
     # streaming
-    chunk_size: int = 262144  # PUT bytes per node send (coalesced client chunks)
+    chunk_size: int = 262144  # PUT bytes per node send when the body is read on the event loop (put._fan_out)
     # Swift's constraints
     max_file_size: int = 5368709122
     max_meta_name_length: int = 128

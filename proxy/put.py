@@ -9,12 +9,14 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
   ready: 503 before a byte of the body is read.
 - Stream phase: each client chunk is sent to every live slot in turn
   (memory per PUT is one chunk plus the kernel's socket buffers, whatever
-  the object size). When every node connection is a socket this runs in
-  the client body's pump thread (``_fan_out_in_thread``: read, hash and
-  ``writev`` to each node, one hand-off with the event loop per body);
-  otherwise (the simulation's in-memory streams) on the event loop. A slot whose node fails or stalls longer than
-  ``node_timeout`` is dropped (no replacement mid-stream). When fewer than W
-  slots remain alive the PUT stops: 503.
+  the object size). For a body over ``THREAD_MIN`` (or of unknown size),
+  when every node connection is a socket, this runs in the client body's
+  pump thread (``_fan_out_in_thread``: read, hash and ``writev`` to each
+  node, one hand-off with the event loop per body); otherwise (small
+  bodies, the simulation's in-memory streams) on the event loop. A slot
+  whose node fails or stalls longer than ``node_timeout`` is dropped (no
+  replacement mid-stream). When fewer than W slots remain alive the PUT
+  stops: 503.
 - The client hanging up (or stalling past the body timeout) aborts every
   slot by closing its connection mid-body, so no node commits anything; the
   answer is 499 (408 for a stall).
@@ -63,6 +65,9 @@ from proxy.quorum import WriteOutcome, write_outcome
 from ring.ringfile import RingDevice
 
 _log = get_logger("proxy.put")
+# Bodies up to this size are fanned out from the event loop: they come in a
+# read or two, and a hop to a pump thread would cost more than it saves.
+THREAD_MIN = 1 << 20
 
 
 @dataclass
@@ -226,7 +231,8 @@ async def stream_put(
     too_few = False
     hasher = ChunkHasher()
     try:
-        if all(isinstance(s.conn.stream, trio.SocketStream) for s in live):
+        large = content_length is None or content_length > THREAD_MIN
+        if large and all(isinstance(s.conn.stream, trio.SocketStream) for s in live):
             too_few = await _fan_out_in_thread(backend, live, w, request, hasher, max_size)
         else:
             too_few = await _fan_out(backend, live, w, request, hasher, max_size)

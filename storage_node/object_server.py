@@ -6,9 +6,9 @@ drive's limiter; index rows through the drive's group committer.
 
 Contract per verb (BACKEND_API.md "Objects"):
 - PUT: 409 is decided before the body is read; the body streams to a temp
-  file as it arrives (``Request.pump_body``: memory flat, invariant 4); a hang-up (499),
-  stall (408), ETag mismatch (422), full drive (507) or cancellation removes
-  the temp file and leaves nothing visible (invariant 5). 201 only after
+  file as it arrives (``Request.pump_body``: memory flat, invariant 4); a
+  hang-up (499), stall (408), ETag mismatch (422), full drive (507) or
+  cancellation removes the temp file and leaves nothing visible (invariant 5). 201 only after
   file fsync, rename, directory fsync and the index commit (invariant 1),
   and after the container updates were sent or queued.
 - GET: chunks are verified before they are sent; a mismatch in the first
