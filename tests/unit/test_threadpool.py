@@ -1,5 +1,5 @@
 """The drive thread pool (``common.threadpool``): results, errors, the size
-bound, order, non-cancellation and idle exit."""
+bound, order, non-cancellation (and ``on_cancel``) and idle exit."""
 
 from __future__ import annotations
 
@@ -67,6 +67,26 @@ async def test_a_cancelled_caller_still_waits_for_its_call():
     with trio.move_on_after(0.01):
         await pool.run(slow)
     assert finished.is_set()  # the half-done call was not abandoned
+
+
+async def test_on_cancel_hurries_the_call_and_the_caller_still_waits_for_it():
+    pool = ThreadPool(1)
+    stop = threading.Event()
+    calls: list[str] = []
+
+    def waits() -> str:
+        stop.wait(10)  # until on_cancel says so
+        calls.append("ended")
+        return "ended early" if stop.is_set() else "ran out"
+
+    started = time.monotonic()
+    with trio.move_on_after(0.05) as scope:
+        await pool.run(waits, on_cancel=stop.set)
+    assert scope.cancel_called and calls == ["ended"]
+    assert time.monotonic() - started < 5  # hurried, not the 10 s wait
+    # no cancellation: on_cancel is never called
+    assert await pool.run(lambda: "fine", on_cancel=lambda: calls.append("hurried")) == "fine"
+    assert calls == ["ended"]
 
 
 async def test_idle_threads_exit():
