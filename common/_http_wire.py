@@ -143,9 +143,9 @@ class RequestReader:
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._method: str | None = None
         self._error: WireError | None = None
-        # The last head parsed ended exactly where the bytes fed so far end:
-        # none of its body reached llhttp, so the body may be read from the
-        # transport without the parser (``bypass_body``).
+        # The last head parsed was chunked and ended exactly where the bytes
+        # fed so far end: none of its body reached llhttp, so the body may be
+        # read from the transport without the parser (``bypass_body``).
         self.body_untouched = False
 
     @property
@@ -183,10 +183,13 @@ class RequestReader:
                            else WireError("Trailer section too large"))
         else:
             self._fed = 0
-            if fresh and len(events) == queued + 1 and type(events[-1]) is RequestHead:
+            head = events[-1] if fresh and len(events) == queued + 1 else None
+            if type(head) is RequestHead and head.chunked:
                 # One whole head and nothing after it? Its end is the first
                 # CRLF CRLF when every line ends in CRLF (llhttp also takes
-                # bare LFs, which would put the end elsewhere).
+                # bare LFs, which would put the end elsewhere). Only chunked
+                # bodies need to know (a length-framed one can be taken over
+                # wherever llhttp stopped), so other heads skip the scan.
                 self.body_untouched = (data.find(b"\r\n\r\n") == len(data) - 4
                                        and data.count(b"\n") == data.count(b"\r\n"))
 
