@@ -8,7 +8,8 @@ Two decoders with one interface, for the two framings HTTP/1.1 has:
   ``size-in-hex [;ext] CRLF data CRLF`` ... ``0 CRLF`` trailer fields,
   ``CRLF``. Lines must end in CRLF (llhttp's strict default, which the
   server's parser applies to the same bytes); a size is at most 16 hex
-  digits; extensions are skipped; a size line over ``max_line`` bytes or a
+  digits; extensions (``;name`` or ``;name=value``, tokens only) are checked
+  and skipped; a size line over ``max_line`` bytes or a
   trailer section over ``max_trailer`` bytes is refused, as are obsolete
   line folding and a field name that is not a token.
 
@@ -35,6 +36,9 @@ __all__ = ["ChunkedDecoder", "LengthDecoder"]
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")  # no control characters
+# chunk extensions: ``;name`` or ``;name=value``, tokens only, no whitespace
+# (stricter than RFC 9112, never more lenient than llhttp: ``0;`` is refused)
+_EXTENSIONS = re.compile(rb"(?:;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?)*")
 _UNBOUNDED = 1 << 62
 
 # ChunkedDecoder states (between lines; data is counted by ``_left``).
@@ -139,9 +143,12 @@ class ChunkedDecoder:
         if state == _SIZE:
             if len(line) > self._max_line:
                 raise WireError("Chunk size line too long")
-            size = line[:-2].split(b";", 1)[0].rstrip(b" \t")
+            size, semi, extensions = line[:-2].partition(b";")
+            size = size.rstrip(b" \t")
             if not _HEX.fullmatch(size):
                 raise WireError("Invalid character in chunk size")
+            if semi and not _EXTENSIONS.fullmatch(semi + extensions):
+                raise WireError("Invalid chunk extension")
             n = int(size, 16)
             if n:
                 self._left = n

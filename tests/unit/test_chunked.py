@@ -123,6 +123,9 @@ def test_length_decoder_takes_exactly_n_bytes(n, cuts, after):
     b"3\nabc\r\n",  # bare LF after the size
     b"3\r\nabcd\r\n",  # more data than the size says
     b"3\r\nabc\n",  # bare LF after the data
+    b"0;\r\n\r\n",  # an extension with no name (llhttp refuses it; hypothesis found it)
+    b"1;a=\r\nz\r\n0\r\n\r\n",
+    b"1;a b\r\nz\r\n0\r\n\r\n",
     b"0\r\nBad Name: x\r\n\r\n",
     b"0\r\n folded\r\n\r\n",
     b"0\r\nx-a: b\rc\r\n\r\n",
