@@ -33,23 +33,28 @@ Contract of ``pump(fd, decoder, sink, timeout)``:
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable
 
 from ._chunked import ChunkedDecoder, LengthDecoder
 from ._http_message import BodyTimeout, ClientDisconnect
 from ._http_wire import WireError
+from .memory import BufferPool
 
 __all__ = ["SCRATCH", "SendTimeout", "Stats", "pump", "send_all_blocking"]
 
-SCRATCH = 262144  # bytes per read at most (as the server's MAX_RECV)
-LOWAT = 131072  # wait for up to this many bytes before a read (SO_RCVLOWAT)
+SCRATCH = 1 << 20  # bytes per read at most
+LOWAT = 1 << 19  # wait for up to this many bytes before a read (SO_RCVLOWAT)
+# Why this large: each read is a pass through the loop below, the sink
+# (hash, write or fan out) and a few GIL hand-offs with the event loop and
+# the other pumps; with 256 KiB reads (128 KiB low mark) a 4 MiB PUT cost
+# the cluster ~60 such passes and their futex wake-ups, now ~20.
+_SCRATCH = BufferPool(SCRATCH, keep=8)  # one buffer per running pump
 _DISCONNECT = "Client disconnected before sending the whole body"
-_local = threading.local()
 
 
 class Stats:
@@ -59,20 +64,19 @@ class Stats:
     bodies = 0
 
 
-def _scratch() -> tuple[bytearray, memoryview]:
-    """This thread's read buffer (reused: a fresh one per body would fault
-    its pages in every time)."""
-    got: tuple[bytearray, memoryview] | None = getattr(_local, "scratch", None)
-    if got is None:
-        buf = bytearray(SCRATCH)
-        got = _local.scratch = (buf, memoryview(buf))
-    return got
-
-
 def pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memoryview], None],
          timeout: float) -> bytes:
     """Feed the body on ``fd`` to ``sink``; see the module contract."""
-    buf, view = _scratch()
+    buf = _SCRATCH.take()
+    try:
+        return _pump(fd, decoder, sink, timeout, buf)
+    finally:
+        _SCRATCH.give(buf)
+
+
+def _pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memoryview], None],
+          timeout: float, buf: mmap.mmap) -> bytes:
+    view = memoryview(buf)
     readv = os.readv
     poller = select.poll()
     poller.register(fd, select.POLLIN)
@@ -115,6 +119,7 @@ def pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memor
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)  # the next request: any byte wakes
         sock.detach()
+        view.release()
     return bytes(buf[used:n])
 
 

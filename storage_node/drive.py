@@ -51,6 +51,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.memory import BufferPool
 from storage_node import _durable_twins as _twins
 
 
@@ -155,35 +156,11 @@ class _TempNames:
 _TEMP_NAMES = _TempNames()
 
 
-class _AlignedBuffers:
-    """A few page-aligned buffers for direct writes, reused: a fresh mapping
-    would fault in (and zero) every page on each PUT, which on this VM costs
-    more than the page cache it avoids (``common/memory.py``)."""
-
-    def __init__(self, keep: int = 16) -> None:
-        self._free: list[mmap.mmap] = []
-        self._lock = threading.Lock()
-        self._keep = keep
-
-    def take(self) -> mmap.mmap:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        return mmap.mmap(-1, DIRECT_BUFFER)
-
-    def give(self, buf: mmap.mmap) -> None:
-        with self._lock:
-            if len(self._free) < self._keep:
-                self._free.append(buf)
-                return
-        buf.close()
-
-
 DIRECT_ALIGN = 4096  # file offsets, lengths and buffer addresses of O_DIRECT I/O
 DIRECT_MIN = 1 << 20  # files over this size (or of unknown size) are written with O_DIRECT
 DIRECT_BUFFER = 1 << 20
 BUFFERED_WRITE_MAX = 1 << 20
-_BUFFERS = _AlignedBuffers()
+_BUFFERS = BufferPool(DIRECT_BUFFER, keep=16)  # page-aligned, reused (``common.memory``)
 
 
 class _DiskTemp:
