@@ -18,6 +18,13 @@ Contract of ``pump(fd, decoder, sink, timeout)``:
 - ``sink(view)`` gets the body's bytes in order; ``view`` is only valid
   during the call (copy what you keep). An exception from ``sink`` stops the
   pump and propagates unchanged (a full disk stays an ``OSError``).
+- A sink may also lend its own buffer: ``sink.space()`` returns a
+  non-empty writable ``memoryview`` and ``sink.filled(n)`` takes its first
+  ``n`` bytes as the body's next ones. Then body bytes with no framing
+  among them are read straight into it (a storage node's direct-I/O buffer:
+  no copy between the socket and the disk write); framing is read in small
+  reads, and any body bytes that come with it go to ``sink(view)``. Either
+  way the sink sees the body's bytes once, in order.
 - Returns the bytes read past the body's end (the start of a pipelined next
   request; never any for a length-framed body, which is read exactly).
 - The peer closing or resetting the connection, or breaking the framing,
@@ -54,6 +61,7 @@ LOWAT = 1 << 19  # wait for up to this many bytes before a read (SO_RCVLOWAT)
 # the other pumps; with 256 KiB reads (128 KiB low mark) a 4 MiB PUT cost
 # the cluster ~60 such passes and their futex wake-ups, now ~20.
 _SCRATCH = BufferPool(SCRATCH, keep=8)  # one buffer per running pump
+FRAMING_READ = 512  # bytes per read between a lending sink's stretches of body
 _DISCONNECT = "Client disconnected before sending the whole body"
 
 
@@ -77,6 +85,8 @@ def pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memor
 def _pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memoryview], None],
           timeout: float, buf: mmap.mmap) -> bytes:
     view = memoryview(buf)
+    lend: Callable[[], memoryview] | None = getattr(sink, "space", None)
+    filled: Callable[[int], None] = getattr(sink, "filled", None) or (lambda n: None)
     readv = os.readv
     poller = select.poll()
     poller.register(fd, select.POLLIN)
@@ -88,25 +98,45 @@ def _pump(fd: int, decoder: LengthDecoder | ChunkedDecoder, sink: Callable[[memo
     sock = socket.socket(fileno=fd)  # for setsockopt; detached (not closed) at the end
     try:
         while not decoder.done:
+            # Body bytes with no framing among them go straight into a
+            # lending sink's buffer; the rest (framing, and any body bytes
+            # read with it) through the scratch buffer to ``sink``.
+            left = decoder.data_left if lend is not None else 0
+            into = None
+            if left:
+                into = lend()  # type: ignore[misc]
+                if left < len(into):
+                    into = into[:left]
+                due = min(len(into), LOWAT)
+            else:
+                due = min(decoder.due, LOWAT)
             # Wake only when a good part of what must come is there: fewer,
             # larger reads (each costs a pass through this loop and the sink).
-            due = min(decoder.due, LOWAT)
             if due != lowat:
                 with contextlib.suppress(OSError):  # a broken socket: the read says so
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, due)
                 lowat = due
             woke = poller.poll(wait_ms)
-            want = decoder.want
             try:
-                n = readv(fd, [view[:want] if want < SCRATCH else view])
+                if into is not None:
+                    got = readv(fd, [into])
+                else:
+                    want = decoder.want if lend is None else min(decoder.want, FRAMING_READ)
+                    got = readv(fd, [view[:want] if want < SCRATCH else view])
             except BlockingIOError:
                 if not woke:  # not a byte in ``timeout`` (below the low mark: see the module doc)
                     raise BodyTimeout("Timed out reading the request body") from None
                 continue
             except OSError as exc:
                 raise ClientDisconnect(_DISCONNECT) from exc
-            if not n:
+            if not got:
                 raise ClientDisconnect(_DISCONNECT)
+            if into is not None:
+                decoder.skip_data(got)
+                filled(got)
+                n = used = 0  # nothing of this read lies past the body
+                continue
+            n = got
             try:
                 used = feed(buf, 0, n, spans)
             except WireError as exc:

@@ -20,7 +20,11 @@ byte once ``done`` (what follows belongs to the next request). A protocol
 error raises ``WireError`` and leaves the decoder unusable. ``want`` is the
 most the decoder can use: a reader never reads past a length-framed body.
 ``due`` is the least a peer that keeps to its framing still has to send (a
-reader may wait for that much at once: ``SO_RCVLOWAT``).
+reader may wait for that much at once: ``SO_RCVLOWAT``). ``data_left`` is
+how many of the next bytes are body, with no framing among them (the rest
+of the current chunk; 0 between chunks): a reader may read those straight
+into their destination and report them with ``skip_data(n)`` instead of
+``feed``.
 Feeding the same bytes split in any way gives the same spans' bytes and the
 same trailers (tests/unit/test_chunked.py, against llhttp as well).
 """
@@ -66,6 +70,13 @@ class LengthDecoder:
     def due(self) -> int:
         return self._left
 
+    @property
+    def data_left(self) -> int:
+        return self._left
+
+    def skip_data(self, n: int) -> None:
+        self._left -= n
+
     def feed(self, buf: bytearray, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         take = min(self._left, end - pos)
         if take:
@@ -102,6 +113,13 @@ class ChunkedDecoder:
         if self._state == _DONE:
             return 0
         return self._left + 2 + 3 if self._left else 1  # the data, its CRLF, at least "0\r\n"
+
+    @property
+    def data_left(self) -> int:
+        return self._left
+
+    def skip_data(self, n: int) -> None:
+        self._left -= n
 
     def feed(self, buf: bytearray, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         while pos < end:

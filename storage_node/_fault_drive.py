@@ -41,12 +41,19 @@ class _FaultyTemp(_DiskTemp):
                 pass
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def _take_room(self, n: int) -> None:
         if self.room >= 0:
-            if len(data) > self.room:
+            if n > self.room:
                 raise OSError(errno.ENOSPC, "No space left on device (injected)", str(self.path))
-            self.room -= len(data)
+            self.room -= n
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._take_room(len(data))
         super().write(data)
+
+    def filled(self, n: int) -> None:
+        self._take_room(n)
+        super().filled(n)
 
     def fsync(self) -> None:
         self._crash("before-fsync")

@@ -110,10 +110,26 @@ class ObjectWriter:
         self.tmp: TempFile = drives.open_temp(root, direct)
         self.hasher = ChunkHasher(md5=md5)  # no MD5 when the proxy hashed the body
         self.meta: dict[str, Any] = {}
+        self._lent: memoryview | None = None
+        self.lends = self.tmp.space() is not None  # bytes may be read straight into its buffer
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.hasher.update(data)
         self.tmp.write(data)
+
+    def space(self) -> memoryview:
+        """Where the body's next bytes may be read straight in (when
+        ``lends``); ``filled(n)`` hashes and takes the first n of them."""
+        lent = self.tmp.space()
+        assert lent is not None, "the temp file lends no buffer"
+        self._lent = lent
+        return lent
+
+    def filled(self, n: int) -> None:
+        assert self._lent is not None
+        self.hasher.update(self._lent[:n])
+        self._lent = None
+        self.tmp.filled(n)
 
     def finish(self, name: str, headers: dict[str, str], expected_etag: str | None,
                proxied: BodyFingerprint | None = None) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class DriveUnavailable(Exception):
 
 class TempFile(Protocol):
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    # ``space()``: a buffer the next bytes may be put straight into (None:
+    # use ``write``); ``filled(n)``: its first n bytes are the next ones.
+    def space(self) -> memoryview | None: ...
+    def filled(self, n: int) -> None: ...
     def fsync(self) -> None: ...
     def commit(self, dest_dir: Path, name: str) -> None: ...
     def abort(self) -> None: ...
@@ -246,6 +250,21 @@ class _DiskTemp:
             if self._fill == DIRECT_BUFFER:
                 self._write_buffer(DIRECT_BUFFER)
                 self._fill = 0
+
+    def space(self) -> memoryview | None:
+        """The direct buffer's free part, for bytes read straight into it (no
+        copy before the write); None for a buffered or deferred file. Valid
+        until ``filled``."""
+        if self._buf is None:
+            return None
+        return memoryview(self._buf)[self._fill:]
+
+    def filled(self, n: int) -> None:
+        self._size += n
+        self._fill += n
+        if self._fill == DIRECT_BUFFER:
+            self._write_buffer(DIRECT_BUFFER)
+            self._fill = 0
 
     def _write_buffer(self, n: int) -> None:
         assert self.fd is not None and self._buf is not None
@@ -554,6 +573,12 @@ class _MemTemp:
         if cap is not None and self.drives._used(self.root) + len(self.buf) + len(data) > cap:
             raise OSError(errno.ENOSPC, "No space left on device")
         self.buf += data
+
+    def space(self) -> memoryview | None:
+        return None  # ``write`` only
+
+    def filled(self, n: int) -> None:
+        raise AssertionError("space() lent nothing")
 
     def fsync(self) -> None:
         with self.drives._lock:

@@ -188,24 +188,11 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
     temp file is removed before re-raising."""
     loc, writer = await ctx.run(bp.drive, begin)
     committed = False
-    received = 0
-
-    def sink(piece: memoryview) -> None:
-        """(thread) Hash and write the next piece of the body. The server
-        reads the socket in the same thread when it can (``pump_body``): the
-        body never crosses to the event loop; memory is its read buffer."""
-        nonlocal received
-        received += len(piece)
-        if received > limit:
-            raise ObjectError(413, f"Object larger than {limit} bytes")
-        if declared is not None and received > declared:
-            raise ObjectError(413, f"Body longer than the {declared} bytes announced")
-        writer.write(piece)
-
+    intake = (_LendingIntake if writer.lends else _Intake)(writer, limit, declared)
     try:
         with drive_errors(bp.drive):
-            await req.pump_body(sink)
-        if declared is not None and received != declared:
+            await req.pump_body(intake)
+        if declared is not None and intake.received != declared:
             raise ClientDisconnect("body shorter than Content-Length")
         proxied = fingerprint()
 
@@ -225,6 +212,47 @@ async def _put_streamed(req: Request, ctx: NodeContext, bp: BackendPath, ts: Tim
         if not committed:
             await _abort(ctx, bp.drive, writer)
         raise
+
+
+class _Intake:
+    """(pump thread) Takes a PUT body for its writer, piece by piece, and
+    stops it with 413 past the object size limit or the announced length.
+    The server reads the socket in the same thread when it can
+    (``pump_body``): the body never crosses to the event loop."""
+
+    __slots__ = ("writer", "limit", "declared", "received")
+
+    def __init__(self, writer: ObjectWriter, limit: int, declared: int | None) -> None:
+        self.writer = writer
+        self.limit = limit
+        self.declared = declared
+        self.received = 0
+
+    def _count(self, n: int) -> None:
+        self.received += n
+        if self.received > self.limit:
+            raise ObjectError(413, f"Object larger than {self.limit} bytes")
+        if self.declared is not None and self.received > self.declared:
+            raise ObjectError(413, f"Body longer than the {self.declared} bytes announced")
+
+    def __call__(self, piece: memoryview) -> None:
+        self._count(len(piece))
+        self.writer.write(piece)
+
+
+class _LendingIntake(_Intake):
+    """An intake whose writer lends its direct-I/O buffer: the pump reads the
+    body's bytes straight into it (``common._bodypump``: a sink's ``space``
+    and ``filled``), so nothing copies them between the socket and the disk."""
+
+    __slots__ = ()
+
+    def space(self) -> memoryview:
+        return self.writer.space()
+
+    def filled(self, n: int) -> None:
+        self._count(n)
+        self.writer.filled(n)
 
 
 def _index_sync(ctx: NodeContext, bp: BackendPath, loc: ObjectLocation, rec: ObjectRecord) -> None:

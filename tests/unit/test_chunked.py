@@ -83,6 +83,33 @@ def test_any_split_gives_the_body_the_trailers_and_what_follows(chunks, trailers
     assert llhttp(data) == (body, got_trailers, False)
 
 
+@given(chunk_lists, trailer_lists, st.integers(1, 64), st.integers(1, 700))
+def test_reading_data_left_straight_through_gives_the_same_body(chunks, trailers, frame_read, lend):
+    """As a pump with a lending sink reads: ``data_left`` bytes at most
+    ``lend`` at a time reported with ``skip_data``, framing in reads of
+    ``frame_read`` bytes through ``feed``; the same body, trailers and end."""
+    data = encode(chunks, trailers)
+    dec = ChunkedDecoder()
+    body = bytearray()
+    pos = 0
+    while not dec.done:
+        if dec.data_left:
+            n = min(dec.data_left, lend, len(data) - pos)
+            body += data[pos:pos + n]
+            dec.skip_data(n)
+            pos += n
+            continue
+        buf = bytearray(data[pos:pos + frame_read])
+        spans: list[tuple[int, int]] = []
+        used = dec.feed(buf, 0, len(buf), spans)
+        for s, e in spans:
+            body += buf[s:e]
+        pos += used
+    assert bytes(body) == b"".join(chunks)
+    assert dec.trailers == [(k.encode(), v.encode()) for k, v in trailers]
+    assert pos == len(data)
+
+
 @given(chunk_lists, trailer_lists, st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255)), min_size=1,
                                             max_size=3), st.integers(0, 2), cut_lists)
 @settings(max_examples=400)
