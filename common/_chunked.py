@@ -31,6 +31,7 @@ same trailers (tests/unit/test_chunked.py, against llhttp as well).
 
 from __future__ import annotations
 
+import mmap
 import re
 
 from ._http_wire import WireError
@@ -77,7 +78,7 @@ class LengthDecoder:
     def skip_data(self, n: int) -> None:
         self._left -= n
 
-    def feed(self, buf: bytearray, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
+    def feed(self, buf: bytearray | mmap.mmap, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         take = min(self._left, end - pos)
         if take:
             spans.append((pos, pos + take))
@@ -121,7 +122,7 @@ class ChunkedDecoder:
     def skip_data(self, n: int) -> None:
         self._left -= n
 
-    def feed(self, buf: bytearray, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
+    def feed(self, buf: bytearray | mmap.mmap, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         while pos < end:
             left = self._left
             if left:

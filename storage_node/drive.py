@@ -171,7 +171,8 @@ class _DiskTemp:
     """A temp file in ``<root>/tmp``, written, fsynced, then renamed in place.
 
     ``direct``: the bytes bypass the page cache (``O_DIRECT``). They gather in
-    a page-aligned buffer written ``DIRECT_BUFFER`` at a time; ``fsync``
+    a page-aligned buffer (copied by ``write``, or read straight into it by
+    the caller: ``space`` / ``filled``) written ``DIRECT_BUFFER`` at a time; ``fsync``
     writes the last partial block padded with zeros, truncates the file to
     its exact size, then fdatasyncs (the data and the size), so the
     durability contract is the same. Why: large objects are written once and
