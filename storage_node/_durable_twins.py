@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,7 +69,11 @@ def lock_linked_dir(path: str | Path) -> int:
     ``flock`` on the directory linked there once the lock is held (an empty
     hash directory may be removed, or replaced, between our mkdir and our
     flock: then it is created and locked anew)."""
-    for _ in range(RELOCK_TRIES):
+    for tries in range(RELOCK_TRIES):
+        if tries >= 2:
+            # Lost the race to a rehash removing the directory again: give it
+            # time to finish, as the native kernel does (usleep(100)).
+            time.sleep(0.0001)
         try:
             makedirs_durable(path)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
