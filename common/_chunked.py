@@ -50,14 +50,28 @@ _UNBOUNDED = 1 << 62
 _SIZE, _DATA_END, _TRAILER, _DONE = range(4)
 
 
-class LengthDecoder:
-    """A body of exactly ``n`` bytes."""
+class _Decoder:
+    """What both framings share: ``_left`` body bytes with no framing among
+    them come next (``data_left``), and the trailers once ``done``."""
 
     __slots__ = ("_left", "trailers")
 
-    def __init__(self, n: int) -> None:
-        self._left = n
+    def __init__(self, left: int) -> None:
+        self._left = left
         self.trailers: list[tuple[bytes, bytes]] = []
+
+    @property
+    def data_left(self) -> int:
+        return self._left
+
+    def skip_data(self, n: int) -> None:
+        self._left -= n
+
+
+class LengthDecoder(_Decoder):
+    """A body of exactly ``n`` bytes."""
+
+    __slots__ = ()
 
     @property
     def done(self) -> bool:
@@ -71,13 +85,6 @@ class LengthDecoder:
     def due(self) -> int:
         return self._left
 
-    @property
-    def data_left(self) -> int:
-        return self._left
-
-    def skip_data(self, n: int) -> None:
-        self._left -= n
-
     def feed(self, buf: bytearray | mmap.mmap, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         take = min(self._left, end - pos)
         if take:
@@ -86,20 +93,20 @@ class LengthDecoder:
         return pos + take
 
 
-class ChunkedDecoder:
+class ChunkedDecoder(_Decoder):
     """The chunked transfer coding; ``trailers``: the trailer fields (raw),
-    complete once ``done``."""
+    complete once ``done``; ``_left``: data bytes of the current chunk not
+    seen yet."""
 
-    __slots__ = ("_left", "_state", "_line", "_trailer_bytes", "_max_line", "_max_trailer", "trailers")
+    __slots__ = ("_state", "_line", "_trailer_bytes", "_max_line", "_max_trailer")
 
     def __init__(self, max_line: int = 4096, max_trailer: int = 65536) -> None:
-        self._left = 0  # data bytes of the current chunk not seen yet
+        super().__init__(0)
         self._state = _SIZE
         self._line = b""  # the start of a framing line cut by the end of a read
         self._trailer_bytes = 0
         self._max_line = max_line
         self._max_trailer = max_trailer
-        self.trailers: list[tuple[bytes, bytes]] = []
 
     @property
     def done(self) -> bool:
@@ -114,13 +121,6 @@ class ChunkedDecoder:
         if self._state == _DONE:
             return 0
         return self._left + 2 + 3 if self._left else 1  # the data, its CRLF, at least "0\r\n"
-
-    @property
-    def data_left(self) -> int:
-        return self._left
-
-    def skip_data(self, n: int) -> None:
-        self._left -= n
 
     def feed(self, buf: bytearray | mmap.mmap, pos: int, end: int, spans: list[tuple[int, int]]) -> int:
         while pos < end:
