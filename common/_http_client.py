@@ -42,6 +42,7 @@ from ._http_wire import (
     HeaderError,
     ResponseReader,
     WireError,
+    chunk_parts,
     decode_headers,
     frame_chunk,
     request_head,
@@ -147,7 +148,7 @@ class ClientConnection:
         fresh memory, ~1 ms per MiB here with the page faults)."""
         head = await self._head(method, path, headers)
         if self._chunked:
-            parts = [head, b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"] if body else [head, b"0\r\n\r\n"]
+            parts = [head, *(chunk_parts([body]) if body else []), b"0\r\n\r\n"]
         elif len(body) != self._left:
             raise await self._fail(
                 f"send to {self.host}:{self.port} failed: {len(body)} body bytes for Content-Length {self._left}")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 
 import httptools
 
@@ -594,7 +595,13 @@ def frame_chunk(data: bytes) -> bytes:
     return frame_parts([data])
 
 
+def chunk_parts(parts: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+    """One chunk of a chunked body made of ``parts``, unjoined: its size line,
+    the parts, its CRLF (for ``writev`` or separate sends: no copy)."""
+    return [b"%x\r\n" % sum(map(len, parts)), *parts, b"\r\n"]
+
+
 def frame_parts(parts: list[bytes]) -> bytes:
     """One chunk of a chunked body made of ``parts``, in one copy however
     many parts (the proxy frames a PUT's pieces once for all its replicas)."""
-    return b"".join([b"%x\r\n" % sum(map(len, parts)), *parts, b"\r\n"])
+    return b"".join(chunk_parts(parts))

@@ -58,11 +58,11 @@ from ._http_message import (
     quote_path,
 )
 from ._http_server import Handler, serve_http, serve_stream
-from ._http_wire import frame_parts
+from ._http_wire import chunk_parts, frame_parts
 
 __all__ = [
     "CHUNK_SIZE", "REASONS", "BodyTimeout", "BodyTooLarge", "ClientConnection", "ClientDisconnect",
     "ClientResponse", "HTTPClient", "HTTPError", "Handler", "Headers", "PumpStats", "RelayBody", "Request", "Response",
-    "SendTimeout", "StreamResponse", "UpstreamError", "decode_path", "frame_parts", "is_valid_utf8", "parse_query",
+    "SendTimeout", "StreamResponse", "UpstreamError", "chunk_parts", "decode_path", "frame_parts", "is_valid_utf8", "parse_query",
     "quote_path", "send_all_blocking", "serve_http", "serve_stream", "tcp_connect",
 ]

@@ -55,6 +55,7 @@ from common.http import (
     Headers,
     Request,
     UpstreamError,
+    chunk_parts,
     frame_parts,
     send_all_blocking,
 )
@@ -327,7 +328,7 @@ async def _fan_out_in_thread(backend: Backend, live: list[_Slot], w: int, reques
         if received > max_size:
             raise BodyTooLarge("Your request is too large.")
         hasher.update(piece)
-        parts: list[bytes | memoryview] = [b"%x\r\n" % len(piece), piece, b"\r\n"]
+        parts = chunk_parts([piece])
         dropped = False
         for slot, fd in targets:
             try:
