@@ -163,8 +163,7 @@ class ChunkedDecoder(_Decoder):
             if len(line) > self._max_line:
                 raise WireError("Chunk size line too long")
             size, semi, extensions = line[:-2].partition(b";")
-            size = size.rstrip(b" \t")
-            if not _HEX.fullmatch(size):
+            if not _HEX.fullmatch(size):  # no whitespace after it either (llhttp refuses it)
                 raise WireError("Invalid character in chunk size")
             if semi and not _EXTENSIONS.fullmatch(semi + extensions):
                 raise WireError("Invalid chunk extension")
