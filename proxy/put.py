@@ -20,11 +20,12 @@ Contract (invariants 1, 4, 5; FAULTS 1, 2, 11, 12, 15):
 - The client hanging up (or stalling past the body timeout) aborts every
   slot by closing its connection mid-body, so no node commits anything; the
   answer is 499 (408 for a stall).
-- Hashing: the proxy computes the body's MD5 (the ETag) and BLAKE3 root
-  once, as it streams (``common.bodyhash``), and sends them in the chunked
-  body's trailer (``X-Backend-Obj-Trailer: yes``; the client's length, if
-  any, in ``X-Backend-Obj-Content-Length``). Each node hashes only BLAKE3
-  and stores the proxy's MD5 once its own root matches (BACKEND_API.md,
+- Hashing: the proxy computes the body's MD5 (the ETag) and the root of its
+  chunk checksums once, as it streams (``common.bodyhash``), and sends them
+  in the chunked body's trailer (``X-Backend-Obj-Trailer: yes``; the
+  checksum's name in ``X-Backend-Obj-Checksum``; the client's length, if
+  any, in ``X-Backend-Obj-Content-Length``). Each node computes only the
+  chunk checksums and stores the proxy's MD5 once its own root matches (BACKEND_API.md,
   "Proxy-hashed PUT"): one MD5 per PUT instead of one per replica.
 - After the body: 201 as soon as W nodes answered 2xx, waiting for the
   others at most ``post_quorum_timeout``; the rest are cut off (their nodes
@@ -40,7 +41,9 @@ from dataclasses import dataclass, field
 import trio
 
 from common.bodyhash import (
+    CHECKSUM,
     DECLARED_LENGTH,
+    DEFAULT_CHECKSUM,
     PROXY_HASHED,
     TRAILER_ETAG,
     TRAILER_ROOT,
@@ -209,6 +212,7 @@ async def stream_put(
         hdrs = list(headers_for(i).items())
         hdrs.append(("transfer-encoding", "chunked"))  # the trailer needs chunked framing
         hdrs.append((PROXY_HASHED, "yes"))
+        hdrs.append((CHECKSUM, DEFAULT_CHECKSUM))
         if content_length is not None:
             hdrs.append((DECLARED_LENGTH, str(content_length)))
         if expect:
@@ -230,7 +234,7 @@ async def stream_put(
 
     client_error: Exception | None = None
     too_few = False
-    hasher = ChunkHasher()
+    hasher = ChunkHasher(checksum=DEFAULT_CHECKSUM)
     try:
         large = content_length is None or content_length > THREAD_MIN
         if large and all(isinstance(s.conn.stream, trio.SocketStream) for s in live):
@@ -248,7 +252,7 @@ async def stream_put(
             await s.fail(backend)  # closing mid-body: the nodes discard it (invariant 5)
     else:
         md5, digests = hasher.finish()
-        trailers = [(TRAILER_ETAG, md5), (TRAILER_ROOT, root_hash(digests, hasher.size))]
+        trailers = [(TRAILER_ETAG, md5), (TRAILER_ROOT, root_hash(hasher.checksum, digests, hasher.size))]
         async with trio.open_nursery() as nursery:
             for s in live:
                 if s.alive:

@@ -3,7 +3,7 @@
 One pass, per drive and partition: ``rehash_from_disk`` (the directory walk
 that reconciles the index with the files: lost files drop their rows, stray
 files gain rows, old tombstones are reclaimed), then every live ``.data``
-file is read chunk by chunk and checked against its BLAKE3; a corrupt file is
+file is read chunk by chunk and checked against its chunk checksums; a corrupt file is
 quarantined to ``<drive>/quarantined/objects/<hash>`` and its row dropped, so
 the suffix hash changes and the replicator restores it (invariant 3). Reads
 are paced to ``bytes_per_second`` (0 = unpaced). The bound on how long a

@@ -2,13 +2,14 @@
 
 Two ways a replica learns its body's ETag (BACKEND_API.md, "Objects"):
 
-- *node-hashed* (the default): the node computes MD5 and chunked BLAKE3 of
-  what it received; the ETag is its own MD5.
+- *node-hashed* (the default): the node computes MD5 and the chunk
+  checksums of what it received; the ETag is its own MD5.
 - *proxy-hashed* (``X-Backend-Obj-Trailer: yes``, chunked body): the proxy
   hashed the client's body once and sends ``X-Backend-Obj-Etag`` (MD5 hex)
-  and ``X-Backend-Obj-Root`` (BLAKE3 root, ``common.bodyhash``) in the
-  body's trailer. The node computes only the chunked BLAKE3 (it stores those
-  digests anyway) and takes the proxy's MD5 only when its own root equals
+  and ``X-Backend-Obj-Root`` (the root of the chunk checksums,
+  ``common.bodyhash``) in the body's trailer. The node computes only the
+  chunk checksums (it stores those digests anyway) and takes the proxy's
+  MD5 only when its own root equals
   the proxy's: equal roots prove it holds exactly the bytes the proxy hashed
   (invariant 3: every replica proves its bytes). A missing or malformed
   trailer is 400, a different root 422; both leave nothing behind
@@ -17,6 +18,11 @@ Two ways a replica learns its body's ETag (BACKEND_API.md, "Objects"):
   it and refuses a body of another size (499, as a short body).
 
 Then, either way, a client ``ETag`` header must equal the ETag (422).
+
+Which chunk checksum: ``X-Backend-Obj-Checksum`` names it (``xxh3-128`` or
+``blake3``; another name is 400). Without the header a proxy-hashed body is
+BLAKE3 (what proxies of earlier versions computed, so a rolling upgrade
+keeps working) and a node-hashed one gets ``DEFAULT_CHECKSUM``.
 """
 
 from __future__ import annotations
@@ -24,11 +30,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from common.bodyhash import DECLARED_LENGTH, PROXY_HASHED, TRAILER_ETAG, TRAILER_ROOT
+from common.bodyhash import (
+    BLAKE3,
+    CHECKSUM,
+    DECLARED_LENGTH,
+    DEFAULT_CHECKSUM,
+    PROXY_HASHED,
+    TRAILER_ETAG,
+    TRAILER_ROOT,
+    UnknownChecksum,
+    checksum_named,
+)
 from storage_node.object_core import HeaderGetter, ObjectError
 
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
-_ROOT_HEX = re.compile(r"[0-9a-f]{64}")
+_ROOT_HEX = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +57,18 @@ class BodyFingerprint:
 
 def is_proxy_hashed(headers: HeaderGetter) -> bool:
     return (headers.get(PROXY_HASHED) or "").strip().lower() == "yes"
+
+
+def body_checksum(headers: HeaderGetter, proxy_hashed: bool) -> str:
+    """The chunk checksum to compute over the body (module docstring); 400
+    for a name this node does not know."""
+    name = (headers.get(CHECKSUM) or "").strip().lower()
+    if not name:
+        return BLAKE3 if proxy_hashed else DEFAULT_CHECKSUM
+    try:
+        return checksum_named(name)
+    except UnknownChecksum as exc:
+        raise ObjectError(400, f"X-Backend-Obj-Checksum: {exc}") from exc
 
 
 def declared_length(headers: HeaderGetter, content_length: int | None) -> int | None:
@@ -63,7 +91,7 @@ def proxy_fingerprint(trailers: HeaderGetter) -> BodyFingerprint:
     root = (trailers.get(TRAILER_ROOT) or "").strip().lower()
     if not _MD5_HEX.fullmatch(etag) or not _ROOT_HEX.fullmatch(root):
         raise ObjectError(400, "X-Backend-Obj-Trailer: yes needs X-Backend-Obj-Etag (MD5 hex) and "
-                               "X-Backend-Obj-Root (BLAKE3 hex) in the body's trailer")
+                               "X-Backend-Obj-Root (hex) in the body's trailer")
     return BodyFingerprint(etag, root)
 
 
@@ -73,7 +101,7 @@ def accepted_etag(own_md5: str, own_root: str, proxied: BodyFingerprint | None, 
     ``own_md5`` is "" when the node did not compute MD5 (proxy-hashed)."""
     if proxied is not None:
         if own_root != proxied.root:
-            raise ObjectError(422, "Unprocessable Entity: the body received does not match the BLAKE3 "
+            raise ObjectError(422, "Unprocessable Entity: the body received does not match the checksum "
                                    f"root the proxy computed ({proxied.root})")
         etag = proxied.etag
     else:

@@ -168,7 +168,7 @@ def register(sub: Any, serve_sub: Any) -> None:
     p.add_argument("--auditor-bps", type=float, default=None,
                    help="run the auditor inside the server at this many bytes/s (0: off)")
     p.set_defaults(func=cmd_serve_storage)
-    a = serve_sub.add_parser("auditor", help="re-check every object's BLAKE3, quarantine corrupt ones")
+    a = serve_sub.add_parser("auditor", help="re-check every object's chunk checksums, quarantine corrupt ones")
     _common(a)
     a.add_argument("--auditor-bps", "--bytes-per-second", dest="auditor_bps", type=float, default=None,
                    help="pace reads to this many bytes/s (0: unpaced)")

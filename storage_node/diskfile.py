@@ -3,7 +3,7 @@
 Blocking code, called from worker threads under the drive's limiter, through
 an injected ``DriveLayer``. Contract:
 
-- ``ObjectWriter``: body -> ``<drive>/tmp/<unique>.tmp`` (MD5 + chunked BLAKE3 in
+- ``ObjectWriter``: body -> ``<drive>/tmp/<unique>.tmp`` (MD5 + chunk checksums in
   the same pass), trailer, fsync, then ``commit`` renames into the hash
   directory under the partition and directory locks, fsyncs the directory
   and ``settle``s (``DriveLayer.commit_temp``).
@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.bodyhash import CHUNK_SIZE, ChunkHasher, root_hash
+from common.bodyhash import CHUNK_SIZE, DEFAULT_CHECKSUM, ChunkHasher, root_hash
 from common.timestamp import Timestamp
 from storage_node.body_core import BodyFingerprint, accepted_etag
 from storage_node.drive import DriveLayer, ReadHandle, TempFile
 from storage_node.integrity import (
-    DIGEST_SIZE,
     FOOTER,
     CorruptData,
     decode_footer,
@@ -71,7 +70,7 @@ def _read_data_meta(drives: DriveLayer, path: Path) -> dict[str, Any]:
     h = drives.open_read(path)
     try:
         footer = h.read_at(h.size - FOOTER.size, FOOTER.size) if h.size >= FOOTER.size else b""
-        _, json_len, _ = decode_footer(footer, h.size)
+        json_len = decode_footer(footer, h.size).json_len
         raw = h.read_at(h.size - FOOTER.size - json_len, json_len)
         meta = json.loads(raw)
         if not isinstance(meta, dict):
@@ -105,10 +104,12 @@ def settle(drives: DriveLayer, loc: ObjectLocation, known: dict[str, dict[str, A
 class ObjectWriter:
     """Streams one PUT body to a temp file; not thread-safe, one call at a time."""
 
-    def __init__(self, drives: DriveLayer, root: Path, md5: bool = True, direct: bool = False) -> None:
+    def __init__(self, drives: DriveLayer, root: Path, md5: bool = True, direct: bool = False,
+                 checksum: str = DEFAULT_CHECKSUM) -> None:
         self.drives = drives
         self.tmp: TempFile = drives.open_temp(root, direct)
-        self.hasher = ChunkHasher(md5=md5)  # no MD5 when the proxy hashed the body
+        # no MD5 when the proxy hashed the body; the chunk checksum is the one it named
+        self.hasher = ChunkHasher(md5=md5, checksum=checksum)
         self.meta: dict[str, Any] = {}
         self._lent: memoryview | None = None
         self.lends = self.tmp.space() is not None  # bytes may be read straight into its buffer
@@ -137,14 +138,14 @@ class ObjectWriter:
         does not match the client's ETag or the proxy's fingerprint
         (``body_core.accepted_etag``)."""
         md5, digests = self.hasher.finish()
-        root = root_hash(digests, self.hasher.size)
+        root = root_hash(self.hasher.checksum, digests, self.hasher.size)
         try:
             etag = accepted_etag(md5, root, proxied, expected_etag)
         except ObjectError:
             self.abort()
             raise
         self.meta = {"name": name, "size": self.hasher.size, "etag": etag, "root": root, "headers": headers}
-        self.tmp.write(encode_trailer(self.meta, digests))
+        self.tmp.write(encode_trailer(self.meta, digests, self.hasher.checksum))
         self.tmp.fsync()
         return self.meta
 
@@ -193,17 +194,17 @@ class ObjectReader:
                     raise CorruptData(f"{path}: trailer metadata does not match its index row")
             if self.handle.size <= SMALL_READ:
                 whole = self.handle.read_at(0, self.handle.size)
-                body_size, _, n = decode_footer(whole[-FOOTER.size:], self.handle.size)
-                self.digests = [whole[body_size + i * DIGEST_SIZE:body_size + (i + 1) * DIGEST_SIZE]
-                                for i in range(n)]
+                f = decode_footer(whole[-FOOTER.size:], self.handle.size)
+                raw = whole[f.body_size:f.body_size + f.n_digests * f.digest_size]
                 self._whole = whole
             else:
-                footer = self.handle.read_at(self.handle.size - FOOTER.size, FOOTER.size)
-                body_size, _, n = decode_footer(footer, self.handle.size)
-                raw = self.handle.read_at(body_size, n * DIGEST_SIZE)
-                self.digests = [raw[i * DIGEST_SIZE:(i + 1) * DIGEST_SIZE] for i in range(n)]
+                f = decode_footer(self.handle.read_at(self.handle.size - FOOTER.size, FOOTER.size), self.handle.size)
+                raw = self.handle.read_at(f.body_size, f.n_digests * f.digest_size)
                 self._whole = b""
-            if body_size != rec.size or root_hash(self.digests, body_size) != rec.root:
+            self.digests = f.split_digests(raw)
+            self.checksum = f.checksum
+            body_size = f.body_size
+            if body_size != rec.size or root_hash(f.checksum, self.digests, body_size) != rec.root:
                 raise CorruptData(f"{path} does not match its index row")
         except BaseException:
             self.handle.close()
@@ -214,7 +215,7 @@ class ObjectReader:
         return self._cache is not None and self._cache[0] == i
 
     def chunk(self, i: int) -> bytes:
-        """Chunk ``i`` of the body, verified against its BLAKE3."""
+        """Chunk ``i`` of the body, verified against its checksum."""
         if self._cache and self._cache[0] == i:
             return self._cache[1]
         start = i * CHUNK_SIZE
@@ -222,7 +223,7 @@ class ObjectReader:
         data = self._whole[start:start + n] if self._whole else self.handle.read_at(start, n)
         if len(data) != n:
             raise CorruptData(f"short read of chunk {i}")
-        verify_chunk(i, data, self.digests)
+        verify_chunk(i, data, self.digests, self.checksum)
         self._cache = (i, data)
         return data
 

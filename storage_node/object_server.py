@@ -37,6 +37,7 @@ from common.timestamp import Timestamp
 from storage_node import async_pending
 from storage_node.body_core import (
     BodyFingerprint,
+    body_checksum,
     declared_length,
     is_proxy_hashed,
     proxy_fingerprint,
@@ -121,6 +122,7 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
     if proxy_hashed and not req.chunked:
         return Response.text(400, "X-Backend-Obj-Trailer: yes needs a chunked body (the trailer carries its hashes)")
     declared = declared_length(req.headers, req.content_length)
+    checksum = body_checksum(req.headers, proxy_hashed)
     limit = ctx.settings.max_object_size
     if declared is not None and declared > limit:
         return Response.text(413, f"Object larger than {limit} bytes")
@@ -142,7 +144,7 @@ async def _put(req: Request, ctx: NodeContext, bp: BackendPath) -> Response:
         if ctx.drive_layer.free_bytes(root) < need:  # keep room for tombstones (Swift's fallocate_reserve)
             raise DriveUnavailable(f"drive {bp.drive!r} is full")
         direct = ctx.settings.direct_for(declared)
-        return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed, direct=direct)
+        return loc, ObjectWriter(ctx.drive_layer, root, md5=not proxy_hashed, direct=direct, checksum=checksum)
 
     def fingerprint() -> BodyFingerprint | None:
         """The proxy's hashes from the trailer (once the body was read)."""

@@ -7,7 +7,7 @@
 - ``SUFFIXES /d/p?suffixes=s1-s2`` (all when absent) -> a ``sync_core``
   stream of every live file of those suffixes.
 - ``MERGE /d/p`` with a ``sync_core`` stream body -> each file is verified
-  (chunk BLAKE3 against its trailer), written durably, settled by the same
+  (chunk checksums against its trailer), written durably, settled by the same
   winner rules as a PUT, and indexed -> JSON ``{"files", "rejected",
   "complete"}``. Older files lose to newer ones as usual.
 - ``OBJECTS /d/p`` -> JSON list of the partition's rows; ``PARTITIONS /d``
@@ -35,9 +35,9 @@ from common.http import ClientDisconnect, Request, Response
 from common.log import log_event
 from storage_node.context import NodeContext
 from storage_node.diskfile import ObjectLocation, settle
-from storage_node.drive import DriveLayer, TempFile
+from storage_node.drive import DriveLayer, ReadHandle, TempFile
 from storage_node.index import DriveIndex, Op, _hash_rows
-from storage_node.integrity import CorruptData, decode_trailer
+from storage_node.integrity import FOOTER, CorruptData, decode_footer, decode_trailer
 from storage_node.object_core import DATA, ObjectRecord, file_timestamp
 from storage_node.object_server import quarantine_object
 from storage_node.paths import BackendPath, BadPath, object_dir, parse_suffixes
@@ -242,7 +242,11 @@ async def _stream(ctx: NodeContext, bp: BackendPath, root: Path, rows: list[tupl
             except FileNotFoundError:
                 continue  # superseded meanwhile; the next pass sees the new state
             try:
-                yield file_header(h, f, handle.size, rec.size if f.endswith(DATA) else 0)
+                if f.endswith(DATA):
+                    checksum = await ctx.run(bp.drive, _checksum_of, handle)
+                    yield file_header(h, f, handle.size, rec.size, checksum)
+                else:
+                    yield file_header(h, f, handle.size)
                 off = 0
                 while off < handle.size:
                     data = await ctx.run(bp.drive, handle.read_at, off, min(CHUNK_SIZE, handle.size - off))
@@ -255,6 +259,16 @@ async def _stream(ctx: NodeContext, bp: BackendPath, root: Path, rows: list[tupl
     yield END
 
 
+def _checksum_of(handle: ReadHandle) -> str | None:
+    """(thread) The chunk checksum a ``.data`` file's footer names; None when
+    the footer is unreadable (the receiver then refuses the file, and this
+    node's auditor quarantines it)."""
+    try:
+        return decode_footer(handle.read_at(handle.size - FOOTER.size, FOOTER.size), handle.size).checksum
+    except (CorruptData, OSError):
+        return None
+
+
 # -- MERGE (receive) -----------------------------------------------------------------
 
 class _Incoming:
@@ -265,7 +279,8 @@ class _Incoming:
         self.drives, self.start = drives, start
         self.tmp: TempFile = drives.open_temp(root, direct)
         self.is_data = start.file.endswith(DATA)
-        self.hasher = ChunkHasher(md5=False)  # the sender's trailer carries the ETag
+        # the sender's trailer carries the ETag; the header names its checksum
+        self.hasher = ChunkHasher(md5=False, checksum=start.checksum)
         self.body_left = start.body if self.is_data else 0
         self.tail = bytearray()
 
@@ -282,8 +297,8 @@ class _Incoming:
         if self.is_data:
             _, digests = self.hasher.finish()
             tr = decode_trailer(bytes(self.tail), self.start.size)
-            if tr.digests != digests or tr.body_size != self.start.body \
-                    or tr.meta.get("root") != root_hash(digests, tr.body_size):
+            if tr.checksum != self.hasher.checksum or tr.digests != digests or tr.body_size != self.start.body \
+                    or tr.meta.get("root") != root_hash(tr.checksum, digests, tr.body_size):
                 raise CorruptData(f"received {self.start.file} does not match its checksums")
         file_timestamp(self.start.file)
         self.tmp.fsync()

@@ -7,9 +7,11 @@
     end:       <u32 0>
 
 The JSON header is ``{"hash": <object hash>, "file": "<ts>.data|.ts|.meta",
-"size": <file bytes>, "body": <body bytes, .data only>}``. Files are sent
+"size": <file bytes>, "body": <body bytes, .data only>, "checksum": <the
+.data's chunk checksum, common.bodyhash; absent: blake3, as senders of
+earlier versions>}``. Files are sent
 whole (a ``.data`` with its trailer), so the receiver verifies every chunk's
-BLAKE3 against the trailer before the file becomes visible (invariant 3) and
+checksum against the trailer before the file becomes visible (invariant 3) and
 rebuilds its index row from the files, exactly as for a local PUT. A stream
 that ends before the end marker is incomplete: what arrived whole is kept
 (each file is independently valid), the partial file is dropped.
@@ -24,6 +26,8 @@ import re
 import struct
 from dataclasses import dataclass
 from typing import Any
+
+from common.bodyhash import BLAKE3, UnknownChecksum, checksum_named
 
 MAGIC = b"RSTKSYNC1\n"
 _LEN = struct.Struct(">I")
@@ -43,6 +47,7 @@ class FileStart:
     file: str
     size: int
     body: int  # body bytes of a .data file (0 otherwise)
+    checksum: str = BLAKE3  # a .data's chunk checksum (what its trailer's magic says)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +68,11 @@ class StreamEnd:
 Event = FileStart | FileData | FileEnd | StreamEnd
 
 
-def file_header(name_hash: str, filename: str, size: int, body: int = 0) -> bytes:
-    js = json.dumps({"hash": name_hash, "file": filename, "size": size, "body": body},
-                    separators=(",", ":")).encode()
+def file_header(name_hash: str, filename: str, size: int, body: int = 0, checksum: str | None = None) -> bytes:
+    h: dict[str, Any] = {"hash": name_hash, "file": filename, "size": size, "body": body}
+    if checksum is not None:
+        h["checksum"] = checksum
+    js = json.dumps(h, separators=(",", ":")).encode()
     return _LEN.pack(len(js)) + js
 
 
@@ -79,7 +86,12 @@ def _validate(h: Any) -> FileStart:
         raise SyncError(f"bad file name {fname!r}")
     if not isinstance(size, int) or size < 0 or not isinstance(body, int) or not 0 <= body <= size:
         raise SyncError("bad sizes in file header")
-    return FileStart(name_hash, fname, size, body)
+    checksum = h.get("checksum", BLAKE3)
+    try:
+        checksum_named(checksum if isinstance(checksum, str) else repr(checksum))
+    except UnknownChecksum as exc:
+        raise SyncError(str(exc)) from exc
+    return FileStart(name_hash, fname, size, body, checksum)
 
 
 class SyncDecoder:

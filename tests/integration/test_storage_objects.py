@@ -16,8 +16,11 @@ import httpx
 import lmdb
 import pytest
 
-from common.bodyhash import ChunkHasher, root_hash
+from common.bodyhash import BLAKE3, DEFAULT_CHECKSUM, ChunkHasher, root_hash
 from ring.hashing import object_hash
+from storage_node.sync_core import END as SYNC_END
+from storage_node.sync_core import MAGIC as SYNC_MAGIC
+from storage_node.sync_core import FileData, FileStart, StreamEnd, SyncDecoder, file_header
 from tests.support.procs import ServerProcess, ringstack_argv, start_server
 
 SECRET = "test-objects-secret"
@@ -485,19 +488,23 @@ def test_slow_drip_gets_408_and_leaves_nothing(tmp_path):
 
 # -- proxy-hashed PUT (X-Backend-Obj-Trailer: yes) ---------------------------------
 
-def _fingerprint(body: bytes) -> dict[str, str]:
-    h = ChunkHasher()
+def _fingerprint(body: bytes, checksum: str = DEFAULT_CHECKSUM) -> dict[str, str]:
+    h = ChunkHasher(checksum=checksum)
     h.update(body)
     md5, digests = h.finish()
-    return {"X-Backend-Obj-Etag": md5, "X-Backend-Obj-Root": root_hash(digests, len(body))}
+    return {"X-Backend-Obj-Etag": md5, "X-Backend-Obj-Root": root_hash(checksum, digests, len(body))}
 
 
 def _raw_put(n: Node, path: str, body: bytes, t: float, trailers: dict[str, str] | None,
-             extra: dict[str, str] | None = None, chunked: bool = True) -> tuple[int, dict[str, str], bytes]:
-    """A PUT as the proxy sends it, over a raw socket (httpx sends no trailers)."""
+             extra: dict[str, str] | None = None, chunked: bool = True,
+             checksum: str | None = DEFAULT_CHECKSUM) -> tuple[int, dict[str, str], bytes]:
+    """A PUT as the proxy sends it, over a raw socket (httpx sends no trailers);
+    ``checksum=None``: without ``X-Backend-Obj-Checksum``, as earlier proxies."""
     assert n.proc
     hdrs = {"Host": "x", "X-Timestamp": ts(t), "Content-Type": "application/octet-stream",
             "X-Backend-Obj-Trailer": "yes", "Connection": "close", **(extra or {})}
+    if checksum is not None:
+        hdrs["X-Backend-Obj-Checksum"] = checksum
     if chunked:
         hdrs["Transfer-Encoding"] = "chunked"
         step = 256 * 1024
@@ -539,15 +546,55 @@ def test_proxy_hashed_put_keeps_the_proxys_etag_when_the_roots_match(node, size)
 
 
 @pytest.mark.parametrize("size", [10_000, 3 * 1048576 + 5])
+def test_a_proxy_of_an_earlier_version_still_writes_blake3_replicas(node, size):
+    """Rolling upgrade: a proxy that names no checksum hashed BLAKE3; the node
+    computes BLAKE3 too, writes the format-1 trailer, and serves the object
+    verified by BLAKE3. A checksum name it does not know is refused (400)."""
+    body = os.urandom(size)
+    fp = _fingerprint(body, BLAKE3)
+    declared = {"X-Backend-Obj-Content-Length": str(size)}
+    status, headers, _ = _raw_put(node, "/d1/5/a/c/old", body, 1, fp, declared, checksum=None)
+    assert status == 201 and headers["etag"] == fp["X-Backend-Obj-Etag"]
+    data = [p for p in node.obj_dir("d1", "a/c/old").iterdir() if p.suffix == ".data"]
+    assert len(data) == 1 and data[0].read_bytes().endswith(b"RSTKTRL1")
+    g = node.get("/d1/5/a/c/old")
+    assert g.status_code == 200 and g.content == body
+    status, _, text = _raw_put(node, "/d1/5/a/c/old", body, 2, fp, declared, checksum="sha1")
+    assert status == 400 and b"unknown chunk checksum" in text
+    assert node.get("/d1/5/a/c/old").headers["x-backend-timestamp"] == ts(1)
+    # it replicates as it is, beside a new (xxh3-128) object, from this node's
+    # sync stream and from an earlier sender's, whose headers name no checksum
+    node.put("/d1/5/a/c/new", body[:5000], 3)
+    stream = node.client.request("SUFFIXES", node.url("/d1/5")).content
+    events = SyncDecoder().feed(stream)
+    starts = {e.file: e.checksum for e in events if isinstance(e, FileStart)}
+    assert sorted(starts.values()) == [BLAKE3, DEFAULT_CHECKSUM]
+    earlier = SYNC_MAGIC + b"".join(file_header(e.hash, e.file, e.size, e.body) if isinstance(e, FileStart)
+                                     else e.data if isinstance(e, FileData) else b""
+                                     for e in events if not isinstance(e, StreamEnd)) + SYNC_END
+    merge = lambda blob: node.client.request("MERGE", node.url("/d2/5"), content=blob).json()  # noqa: E731
+    # the earlier sender's headers say nothing, so BLAKE3: the old file is
+    # taken, the new one refused (its xxh3-128 digests do not verify as BLAKE3)
+    assert merge(earlier) == {"complete": True, "files": 1, "rejected": 1}
+    g = node.get("/d2/5/a/c/old")
+    assert g.status_code == 200 and g.content == body and g.headers["etag"] == fp["X-Backend-Obj-Etag"]
+    assert node.get("/d2/5/a/c/new").status_code == 404
+    assert merge(stream)["rejected"] == 0
+    assert node.get("/d2/5/a/c/new").content == body[:5000]
+    assert tmp_files(node.drives["d2"]) == []
+
+
+@pytest.mark.parametrize("size", [10_000, 3 * 1048576 + 5])
 def test_proxy_hashed_put_refuses_a_body_that_is_not_what_the_proxy_hashed(node, size):
     """Invariants 3 and 5: a replica stores the proxy's ETag only for bytes
-    whose BLAKE3 root it checked; anything else is refused, nothing left."""
+    whose checksum root it checked; anything else is refused, nothing left."""
     body = os.urandom(size)
     fp = _fingerprint(body)
     other = _fingerprint(body[:-1] + bytes([body[-1] ^ 1]))
     declared = {"X-Backend-Obj-Content-Length": str(size)}
     cases = [
-        (dict(fp, **{"X-Backend-Obj-Root": other["X-Backend-Obj-Root"]}), declared, 422, b"BLAKE3 root"),
+        (dict(fp, **{"X-Backend-Obj-Root": other["X-Backend-Obj-Root"]}), declared, 422, b"checksum root"),
+        (_fingerprint(body, BLAKE3), declared, 422, b"checksum root"),  # the bytes, but not the checksum named
         ({"X-Backend-Obj-Etag": fp["X-Backend-Obj-Etag"]}, declared, 400, b"X-Backend-Obj-Root"),
         (dict(fp, **{"X-Backend-Obj-Etag": "not-hex"}), declared, 400, b"X-Backend-Obj-Etag"),
         (None, declared, 400, b"trailer"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import blake3
 import pytest
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.bodyhash import CHUNK_SIZE, ChunkHasher, root_hash
+from common.bodyhash import BLAKE3, CHECKSUMS, CHUNK_SIZE, XXH3_128, ChunkHasher, root_hash
 from common.timestamp import Timestamp
 from ring.hashing import object_hash, suffix_of
 from storage_node.conditional_core import (
@@ -251,43 +252,59 @@ def test_multipart_layout_length_matches_bytes():
 
 # -- integrity --------------------------------------------------------------------------------
 
-@given(st.binary(max_size=3000), st.integers(1, 700))
-def test_chunk_hasher_any_split(data, step):
-    a, b = ChunkHasher(), ChunkHasher()
+@given(st.binary(max_size=3000), st.integers(1, 700), st.sampled_from(sorted(CHECKSUMS)))
+def test_chunk_hasher_any_split(data, step, checksum):
+    a, b = ChunkHasher(checksum=checksum), ChunkHasher(checksum=checksum)
     a.update(data)
     for i in range(0, len(data), step):
         b.update(data[i:i + step])
     assert a.finish() == b.finish()
 
 
-def test_chunk_hasher_byte_at_a_time_across_a_chunk_boundary():
+@pytest.mark.parametrize(("checksum", "reference"), [(BLAKE3, blake3.blake3), (XXH3_128, xxhash.xxh3_128)])
+def test_chunk_hasher_byte_at_a_time_across_a_chunk_boundary(checksum, reference):
     data = bytes(range(256)) * ((CHUNK_SIZE + 1000) // 256)
-    h = ChunkHasher()
+    h = ChunkHasher(checksum=checksum)
     h.update(data[:CHUNK_SIZE - 3])
     for i in range(CHUNK_SIZE - 3, len(data)):
         h.update(data[i:i + 1])
     etag, digests = h.finish()
-    assert len(digests) == 2 and digests[0] == blake3.blake3(data[:CHUNK_SIZE]).digest()
-    assert digests[1] == blake3.blake3(data[CHUNK_SIZE:]).digest()
+    assert len(digests) == 2 and digests[0] == reference(data[:CHUNK_SIZE]).digest()
+    assert digests[1] == reference(data[CHUNK_SIZE:]).digest()
     import hashlib
 
     assert etag == hashlib.md5(data).hexdigest()
 
 
-def test_trailer_round_trip_and_corruption():
-    body = b"hello world"
-    h = ChunkHasher()
+@pytest.mark.parametrize(("checksum", "magic", "size"), [(BLAKE3, b"RSTKTRL1", 32), (XXH3_128, b"RSTKTRL2", 16)])
+def test_trailer_round_trip_and_corruption(checksum, magic, size):
+    """Both trailer formats: the magic names the chunk checksum and the
+    digests' width; a file written by an earlier version (BLAKE3) reads as
+    it was written."""
+    body = b"hello world" * 100_000  # two chunks
+    h = ChunkHasher(checksum=checksum)
     h.update(body)
     _, digests = h.finish()
-    meta = {"name": "/a/c/o", "size": len(body), "root": root_hash(digests, len(body))}
-    blob = body + encode_trailer(meta, digests)
+    meta = {"name": "/a/c/o", "size": len(body), "root": root_hash(checksum, digests, len(body))}
+    blob = body + encode_trailer(meta, digests, checksum)
+    assert blob.endswith(magic) and len(digests) == 2 and all(len(d) == size for d in digests)
     tr = decode_trailer(blob, len(blob))
-    assert tr.meta == meta and tr.body_size == len(body) and tr.digests == digests
-    verify_chunk(0, body, digests)
+    assert (tr.meta, tr.body_size, tr.digests, tr.checksum) == (meta, len(body), digests, checksum)
+    verify_chunk(1, body[CHUNK_SIZE:], digests, checksum)
     with pytest.raises(CorruptData):
-        verify_chunk(0, b"hellO world", digests)
+        verify_chunk(0, b"hellO world" + body[11:CHUNK_SIZE], digests, checksum)
+    other = XXH3_128 if checksum == BLAKE3 else BLAKE3
+    with pytest.raises(CorruptData):  # the right bytes under the other checksum are not a match
+        verify_chunk(1, body[CHUNK_SIZE:], digests, other)
     with pytest.raises(CorruptData):
         decode_trailer(blob[:-1] + b"X", len(blob))
+    with pytest.raises(ValueError):  # digests of one checksum never framed as the other's
+        encode_trailer(meta, digests, other)
+    # the other magic on the same bytes: whatever it decodes to, the chunks do not verify
+    swapped = blob[:-8] + (b"RSTKTRL2" if magic == b"RSTKTRL1" else b"RSTKTRL1")
+    with pytest.raises(CorruptData):
+        bad = decode_trailer(swapped, len(swapped))
+        verify_chunk(0, swapped[:CHUNK_SIZE], bad.digests, bad.checksum)
 
 
 # -- sync stream ---------------------------------------------------------------------------------
@@ -339,6 +356,12 @@ def test_sync_decoder_byte_at_a_time_and_errors():
         SyncDecoder().feed(MAGIC + file_header("../etc/passwd" + "x" * 19, "0000000001.00000.data", 1))
     with pytest.raises(SyncError):
         SyncDecoder().feed(MAGIC + file_header("c" * 32, "evil.sh", 1))
+    # a .data's chunk checksum travels in its header; absent (an earlier sender): BLAKE3
+    named = SyncDecoder().feed(MAGIC + file_header("c" * 32, "0000000001.00000.data", 5, 1, XXH3_128))
+    unnamed = SyncDecoder().feed(MAGIC + file_header("c" * 32, "0000000001.00000.data", 5, 1))
+    assert (named[0].checksum, unnamed[0].checksum) == (XXH3_128, BLAKE3)
+    with pytest.raises(SyncError, match="unknown chunk checksum"):
+        SyncDecoder().feed(MAGIC + file_header("c" * 32, "0000000001.00000.data", 5, 1, "md4"))
     partial = SyncDecoder()
     partial.feed(blob[:-2])
     assert not partial.complete
