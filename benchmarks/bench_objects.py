@@ -109,6 +109,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def machine_times() -> Any:
+    """The whole machine's CPU times (all cores, seconds)."""
+    return psutil.cpu_times()
+
+
+def machine_share(t0: Any, t1: Any) -> dict[str, float]:
+    """Per cent of the machine's CPU time between two ``machine_times``:
+    idle, waiting on I/O, stolen by the hypervisor, and busy (the rest)."""
+    d = {f: getattr(t1, f, 0.0) - getattr(t0, f, 0.0) for f in t0._fields}
+    total = sum(d.values()) or 1e-9
+    idle, iowait, steal = d.get("idle", 0.0), d.get("iowait", 0.0), d.get("steal", 0.0)
+    return {"idle": 100 * idle / total, "iowait": 100 * iowait / total, "steal": 100 * steal / total,
+            "busy_s": total - idle - iowait - steal}
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for p in _procs(pids):
@@ -132,6 +147,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
     cpu0 = cpu_seconds(target.pids)
     pcpu0 = cpu_seconds(target.proxy_pids)
     ccpu0 = time.process_time()
+    m0 = machine_times()
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -178,6 +194,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
     cpu = cpu_seconds(target.pids) - cpu0
     pcpu = cpu_seconds(target.proxy_pids) - pcpu0
     ccpu = time.process_time() - ccpu0
+    machine = machine_share(m0, machine_times())
     await client.aclose()
     if method == "PUT":
         names[:] = written
@@ -189,6 +206,12 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
         "cpu_ms_per_op": round(cpu / max(done, 1) * 1000, 2),
         "proxy_cpu_ms_per_op": round(pcpu / max(done, 1) * 1000, 2),
         "client_cpu_ms_per_op": round(ccpu / max(done, 1) * 1000, 2),
+        # Where the rest of the machine went meanwhile: a side that leaves
+        # cores idle (waiting on disks or locks) or shares them with other
+        # work is not CPU-bound on its own CPU per op.
+        "machine_idle_pct": round(machine["idle"], 1), "machine_iowait_pct": round(machine["iowait"], 1),
+        "machine_steal_pct": round(machine["steal"], 1),
+        "other_cpu_ms_per_op": round(max(0.0, machine["busy_s"] - cpu - ccpu) / max(done, 1) * 1000, 2),
     }
 
 
@@ -260,7 +283,9 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
                         print(f"# {target.name} {method} {size} B x{conc} round {rnd}: {r['ops_per_s']} ops/s "
                               f"{r['mb_per_s']} MB/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
                               f"cpu {r['cpu_ms_per_op']} ms/op (proxy {r['proxy_cpu_ms_per_op']}; "
-                              f"load generator {r['client_cpu_ms_per_op']})", flush=True)
+                              f"load generator {r['client_cpu_ms_per_op']}; other {r['other_cpu_ms_per_op']}); "
+                              f"machine idle {r['machine_idle_pct']}% iowait {r['machine_iowait_pct']}% "
+                              f"steal {r['machine_steal_pct']}%", flush=True)
                         phases[target.name].append(r)
                     turn += 1
     results: dict[str, dict[str, Any]] = {t.name: {"phases": phases[t.name]} for t in targets}
