@@ -25,8 +25,14 @@ create the same kinds of inodes per PUT (temp file, hash directory).
 On a shared, noisy machine the speed drifts over minutes, and one side's
 whole run can land in a slow stretch. ``--interleave`` starts both systems
 at once and runs their phases alternately (who goes first alternates too),
-so each ratio compares phases seconds apart; the idle side costs nothing
-meanwhile (servers only, no background daemons on either side).
+so each ratio compares phases seconds apart. The idle side is frozen
+(SIGSTOP) while the other runs and thawed for its own phases: servers only,
+no background daemons on either side, yet an idle Swift all-in-one still
+burns ~180 ms of CPU per second here (its object, container and account
+servers, ~55 ms/s each; ringstack's idle cluster ~7 ms/s), which took ~9 %
+of the machine from every ringstack phase until 2026-12-03. Each phase
+records where the rest of the machine went (idle, iowait, steal, the top
+other processes), so such interference shows.
 ``--rounds N`` repeats every size x concurrency pair N times (PUT then GET,
 fresh object names each round) and reports each round's ratios and their
 median (``ratio_median``), which one slow stretch cannot move. Ratios are
@@ -114,6 +120,27 @@ def machine_times() -> Any:
     return psutil.cpu_times()
 
 
+def process_cpu() -> dict[tuple[int, str], float]:
+    """CPU seconds so far of every process on the machine, by (pid, name)."""
+    out = {}
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        t = p.info["cpu_times"]
+        if t is not None:
+            out[(p.pid, p.info["name"] or "?")] = t.user + t.system
+    return out
+
+
+def top_others(before: dict[tuple[int, str], float], after: dict[tuple[int, str], float],
+               exclude: set[int], n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` names (processes outside ``exclude``, summed by name) that
+    used the most CPU between two ``process_cpu`` snapshots, in seconds."""
+    by_name: dict[str, float] = {}
+    for (pid, name), cpu in after.items():
+        if pid not in exclude and (pid, name) in before:
+            by_name[name] = by_name.get(name, 0.0) + cpu - before[(pid, name)]
+    return sorted(((k, v) for k, v in by_name.items() if v > 0), key=lambda kv: -kv[1])[:n]
+
+
 def machine_share(t0: Any, t1: Any) -> dict[str, float]:
     """Per cent of the machine's CPU time between two ``machine_times``:
     idle, waiting on I/O, stolen by the hypervisor, and busy (the rest)."""
@@ -147,7 +174,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
     cpu0 = cpu_seconds(target.pids)
     pcpu0 = cpu_seconds(target.proxy_pids)
     ccpu0 = time.process_time()
-    m0 = machine_times()
+    m0, others0 = machine_times(), process_cpu()
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -195,6 +222,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
     pcpu = cpu_seconds(target.proxy_pids) - pcpu0
     ccpu = time.process_time() - ccpu0
     machine = machine_share(m0, machine_times())
+    others = top_others(others0, process_cpu(), {p.pid for p in _procs(target.pids)} | {os.getpid()})
     await client.aclose()
     if method == "PUT":
         names[:] = written
@@ -212,6 +240,7 @@ async def _phase(target: Target, method: str, size: int, concurrency: int, secon
         "machine_idle_pct": round(machine["idle"], 1), "machine_iowait_pct": round(machine["iowait"], 1),
         "machine_steal_pct": round(machine["steal"], 1),
         "other_cpu_ms_per_op": round(max(0.0, machine["busy_s"] - cpu - ccpu) / max(done, 1) * 1000, 2),
+        "top_others_ms_per_op": {k: round(v / max(done, 1) * 1000, 2) for k, v in others},
     }
 
 
@@ -259,7 +288,8 @@ async def _big_put(target: Target, mib: int) -> dict[str, Any]:
 async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every phase on every target. With several targets (``--interleave``)
     the phases alternate between them, and so does who goes first, so a
-    drift in the machine's speed lands on both sides."""
+    drift in the machine's speed lands on both sides; the side not being
+    measured is frozen meanwhile (``_freeze_others``)."""
     from common.http import HTTPClient
 
     client = HTTPClient()
@@ -270,6 +300,40 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
             raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
     await client.aclose()
     phases: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    try:
+        await _alternate(targets, args, phases)
+    finally:
+        _freeze_others(None, targets)  # everything thawed, so teardown can stop it
+    results: dict[str, dict[str, Any]] = {t.name: {"phases": phases[t.name]} for t in targets}
+    if args.big_mib > 0:
+        for target in targets:
+            _freeze_others(target, targets)
+            try:
+                results[target.name]["big_put"] = await _big_put(target, args.big_mib)
+            finally:
+                _freeze_others(None, targets)
+            print(f"# {target.name} big PUT: {results[target.name]['big_put']}", flush=True)
+    return results
+
+
+def _freeze_others(active: Target | None, targets: list[Target]) -> None:
+    """SIGSTOP every side but ``active`` (all of them thawed when None), so an
+    idle side's own CPU use never lands in the other side's phase."""
+    if len(targets) < 2:
+        return
+    for t in targets:
+        for p in _procs(t.pids):
+            try:
+                if active is None or t is active:
+                    p.resume()
+                else:
+                    p.suspend()
+            except psutil.NoSuchProcess:
+                pass
+
+
+async def _alternate(targets: list[Target], args: argparse.Namespace,
+                     phases: dict[str, list[dict[str, Any]]]) -> None:
     turn = 0
     for size in [int(s) for s in args.sizes.split(",") if s]:
         for conc in [int(c) for c in args.concurrency.split(",") if c]:
@@ -278,6 +342,7 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
                 names: dict[str, list[str]] = {t.name: [] for t in targets}
                 for method in ("PUT", "GET"):
                     for target in targets if turn % 2 == 0 else targets[::-1]:
+                        _freeze_others(target, targets)
                         r = await _phase(target, method, size, conc, seconds, names[target.name])
                         r["round"] = rnd
                         print(f"# {target.name} {method} {size} B x{conc} round {rnd}: {r['ops_per_s']} ops/s "
@@ -285,15 +350,9 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
                               f"cpu {r['cpu_ms_per_op']} ms/op (proxy {r['proxy_cpu_ms_per_op']}; "
                               f"load generator {r['client_cpu_ms_per_op']}; other {r['other_cpu_ms_per_op']}); "
                               f"machine idle {r['machine_idle_pct']}% iowait {r['machine_iowait_pct']}% "
-                              f"steal {r['machine_steal_pct']}%", flush=True)
+                              f"steal {r['machine_steal_pct']}% (others: {r['top_others_ms_per_op']})", flush=True)
                         phases[target.name].append(r)
                     turn += 1
-    results: dict[str, dict[str, Any]] = {t.name: {"phases": phases[t.name]} for t in targets}
-    if args.big_mib > 0:
-        for target in targets:
-            results[target.name]["big_put"] = await _big_put(target, args.big_mib)
-            print(f"# {target.name} big PUT: {results[target.name]['big_put']}", flush=True)
-    return results
 
 
 def _ringstack(args: argparse.Namespace, root: str) -> tuple[Any, Target]:
