@@ -332,7 +332,13 @@ def replicator_spec(layout: Layout, i: int, accepted: set[str], role: str = "rep
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. With ``SO_REUSEADDR``,
+    as every ringstack server binds (``common.workers``, trio's listeners):
+    a port is busy only while something listens on it, not while the
+    connections of a cluster just stopped linger in TIME_WAIT (otherwise
+    ``dev up`` right after ``dev down`` or Ctrl-C refused for a minute)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

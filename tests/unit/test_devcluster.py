@@ -55,3 +55,27 @@ def test_ensure_cluster_builds_rings_once(tmp_path):
     spec = dc.storage_spec(layout, 0)
     assert spec.argv[-6:] == ("--config", str(layout.config_path), "--drives", layout.nodes[0].drives_arg,
                               "--port", "7001")
+
+
+def test_a_port_is_busy_while_listened_on_not_while_its_connections_linger():
+    """``dev up`` right after ``dev down``: the stopped cluster's connections
+    sit in TIME_WAIT on its ports, which a server (SO_REUSEADDR) may bind."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    assert not dc.port_free(port)  # listening: busy
+    served.close()  # the server closes first: its end of the connection lingers in TIME_WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    with socket.socket() as plain:  # what the check used to do: refused while TIME_WAIT lasts
+        try:
+            plain.bind(("127.0.0.1", port))
+            lingering = False
+        except OSError:
+            lingering = True
+    assert lingering, "no TIME_WAIT left behind; the test did not set up what it checks"
+    assert dc.port_free(port)
