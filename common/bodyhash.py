@@ -62,9 +62,10 @@ class UnknownChecksum(ValueError):
     pass
 
 
-def checksum_named(name: str) -> str:
-    """``name`` when it is a known chunk checksum, else ``UnknownChecksum``."""
-    if name not in CHECKSUMS:
+def checksum_named(name: object) -> str:
+    """``name`` when it is a known chunk checksum, else ``UnknownChecksum``
+    (anything else, from a header or a peer's JSON)."""
+    if not isinstance(name, str) or name not in CHECKSUMS:
         raise UnknownChecksum(f"unknown chunk checksum {name!r} (known: {', '.join(sorted(CHECKSUMS))})")
     return name
 

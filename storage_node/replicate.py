@@ -238,12 +238,11 @@ async def _stream(ctx: NodeContext, bp: BackendPath, root: Path, rows: list[tupl
         for f in rec.files:
             path = root / object_dir(bp.partition, h) / f
             try:
-                handle = await ctx.run(bp.drive, drives.open_read, path)
+                handle, checksum = await ctx.run(bp.drive, _open_to_send, drives, path)
             except FileNotFoundError:
                 continue  # superseded meanwhile; the next pass sees the new state
             try:
                 if f.endswith(DATA):
-                    checksum = await ctx.run(bp.drive, _checksum_of, handle)
                     yield file_header(h, f, handle.size, rec.size, checksum)
                 else:
                     yield file_header(h, f, handle.size)
@@ -259,14 +258,17 @@ async def _stream(ctx: NodeContext, bp: BackendPath, root: Path, rows: list[tupl
     yield END
 
 
-def _checksum_of(handle: ReadHandle) -> str | None:
-    """(thread) The chunk checksum a ``.data`` file's footer names; None when
-    the footer is unreadable (the receiver then refuses the file, and this
-    node's auditor quarantines it)."""
+def _open_to_send(drives: DriveLayer, path: Path) -> tuple[ReadHandle, str | None]:
+    """(thread) The file opened, and for a ``.data`` the chunk checksum its
+    footer names; None when the footer is unreadable (the receiver then
+    refuses the file, and this node's auditor quarantines it)."""
+    handle = drives.open_read(path)
+    if not path.name.endswith(DATA):
+        return handle, None
     try:
-        return decode_footer(handle.read_at(handle.size - FOOTER.size, FOOTER.size), handle.size).checksum
+        return handle, decode_footer(handle.read_at(handle.size - FOOTER.size, FOOTER.size), handle.size).checksum
     except (CorruptData, OSError):
-        return None
+        return handle, None
 
 
 # -- MERGE (receive) -----------------------------------------------------------------

@@ -86,9 +86,8 @@ def _validate(h: Any) -> FileStart:
         raise SyncError(f"bad file name {fname!r}")
     if not isinstance(size, int) or size < 0 or not isinstance(body, int) or not 0 <= body <= size:
         raise SyncError("bad sizes in file header")
-    checksum = h.get("checksum", BLAKE3)
     try:
-        checksum_named(checksum if isinstance(checksum, str) else repr(checksum))
+        checksum = checksum_named(h.get("checksum", BLAKE3))
     except UnknownChecksum as exc:
         raise SyncError(str(exc)) from exc
     return FileStart(name_hash, fname, size, body, checksum)
