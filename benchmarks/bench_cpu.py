@@ -262,12 +262,17 @@ async def _run(targets: list[bo.Target], args: argparse.Namespace, perf: str, tm
     return out
 
 
+def unavailable() -> str | None:
+    """Why this bench cannot run here (``benchmarks/cli.py``), or None."""
+    return None if shutil.which("perf") else "needs perf (Debian: apt install linux-perf)"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from cli.main import CommandError
 
     perf = shutil.which("perf")
     if perf is None:
-        raise CommandError("bench cpu needs perf (Debian: apt install linux-perf)")
+        raise CommandError(f"bench cpu {unavailable()}")
     if args.record + 2.0 > args.seconds:
         raise CommandError("--record must be at least 2 s shorter than --seconds")
     results: dict[str, Any] = {"method": args.method, "size": args.size, "concurrency": args.concurrency,

@@ -4,7 +4,9 @@ A bench is a module ``benchmarks/bench_<name>.py`` with:
 
 - ``run(args) -> dict``: run, print JSON (``benchmarks._common.emit``), return it;
 - optional ``add_arguments(parser)``: its own options (all must have defaults);
-- optional ``HELP``: one line for ``--help``.
+- optional ``HELP``: one line for ``--help``;
+- optional ``unavailable() -> str | None``: why it cannot run on this
+  machine (a missing tool), or None; ``bench all`` skips it with that reason.
 
 This file discovers them, so adding a bench never means editing it. Every
 bench also gets ``--out DIR`` (JSON + PNG go there; default benchmarks/out).
@@ -65,6 +67,10 @@ def _run_one(module: ModuleType, args: argparse.Namespace) -> Any:
 def _run_all(args: argparse.Namespace) -> int:
     """Run every bench with its defaults (plus --out)."""
     for name, module in discover().items():
+        why = module.unavailable() if hasattr(module, "unavailable") else None
+        if why:
+            print(f"# bench {name} skipped: {why}", flush=True)
+            continue
         parser = argparse.ArgumentParser(prog=f"ringstack bench {name}")
         _common_options(parser)
         if hasattr(module, "add_arguments"):

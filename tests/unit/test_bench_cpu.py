@@ -120,3 +120,23 @@ def test_context_switches_are_counted_from_status_and_only_for_threads_seen_twic
     before = {("proxy", 1): 100, ("proxy", 2): 50, ("storage node", 3): 10}
     after = {("proxy", 1): 300, ("proxy", 2): 150, ("storage node", 4): 999}  # thread 3 gone, 4 new
     assert switches_per_op(before, after, ops=10) == {"proxy": 30.0}
+
+
+def test_without_perf_bench_all_skips_it_and_bench_cpu_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import types
+
+    from benchmarks import bench_cpu
+    from benchmarks import cli as bench_cli
+    from cli.main import CommandError
+
+    monkeypatch.setattr(bench_cpu.shutil, "which", lambda name: None)
+    ran: list[str] = []
+    other = types.SimpleNamespace(run=lambda args: ran.append(args.out))
+    monkeypatch.setattr(bench_cli, "discover", lambda: {"cpu": bench_cpu, "other": other})
+    assert bench_cli._run_all(argparse.Namespace(out="/tmp/x")) == 0
+    assert ran == ["/tmp/x"]  # the rest still runs
+    assert "# bench cpu skipped: needs perf" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="needs perf"):
+        bench_cpu.run(argparse.Namespace(record=6.0, seconds=16.0))
