@@ -214,6 +214,7 @@ def switches_per_op(before: dict[tuple[str, int], int], after: dict[tuple[str, i
 
 
 async def _profile(target: bo.Target, args: argparse.Namespace, perf: str, data: str) -> dict[str, Any]:
+    """One phase on ``target`` with ``perf record`` over its middle; the table printed and returned."""
     roles = _roles(target.pids)
     delay = max(0.0, args.seconds - args.record - 2.0)
     names: list[str] = []
@@ -243,15 +244,7 @@ async def _profile(target: bo.Target, args: argparse.Namespace, perf: str, data:
 
 
 async def _run(targets: list[bo.Target], args: argparse.Namespace, perf: str, tmp: str) -> dict[str, Any]:
-    from common.http import HTTPClient
-
-    client = HTTPClient()
-    for target in targets:
-        resp = await client.request("PUT", target.host, target.port, f"{target.prefix}/bench",
-                                    {"x-auth-token": target.token}, timeout=30)
-        if resp.status not in (201, 202):
-            raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
-    await client.aclose()
+    await bo.create_bench_container(targets)
     out: dict[str, Any] = {}
     try:
         for target in targets:

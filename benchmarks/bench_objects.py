@@ -290,15 +290,7 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
     the phases alternate between them, and so does who goes first, so a
     drift in the machine's speed lands on both sides; the side not being
     measured is frozen meanwhile (``_freeze_others``)."""
-    from common.http import HTTPClient
-
-    client = HTTPClient()
-    for target in targets:
-        resp = await client.request("PUT", target.host, target.port, f"{target.prefix}/bench",
-                                    {"x-auth-token": target.token}, timeout=30)
-        if resp.status not in (201, 202):
-            raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
-    await client.aclose()
+    await create_bench_container(targets)
     phases: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
     try:
         await _alternate(targets, args, phases)
@@ -314,6 +306,21 @@ async def _run_targets(targets: list[Target], args: argparse.Namespace) -> dict[
                 _freeze_others(None, targets)
             print(f"# {target.name} big PUT: {results[target.name]['big_put']}", flush=True)
     return results
+
+
+async def create_bench_container(targets: list[Target]) -> None:
+    """The container ``bench`` every phase writes to, on every target."""
+    from common.http import HTTPClient
+
+    client = HTTPClient()
+    try:
+        for target in targets:
+            resp = await client.request("PUT", target.host, target.port, f"{target.prefix}/bench",
+                                        {"x-auth-token": target.token}, timeout=30)
+            if resp.status not in (201, 202):
+                raise RuntimeError(f"{target.name}: container PUT answered {resp.status}")
+    finally:
+        await client.aclose()
 
 
 def _freeze_others(active: Target | None, targets: list[Target]) -> None:
