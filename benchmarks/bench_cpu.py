@@ -10,8 +10,8 @@ included). Each sample is charged to
 
 - a **role**, by the process it hit: ``proxy``, ``storage node`` (ringstack:
   objects, containers and accounts in one process), ``object server``,
-  ``container server``, ``account server``, ``memcached`` (Swift),
-  ``load generator`` (this process), ``idle``, or ``other`` (kernel threads,
+  ``container server``, ``account server`` (Swift), ``load generator``
+  (this process), ``idle``, or ``other`` (kernel threads, Swift's memcached,
   the rest of the machine); and
 - a **component**, by the shared object its instruction pointer was in:
   ``kernel``, ``interpreter`` (libpython: Python code and the objects it
@@ -108,8 +108,6 @@ def role_of(cmdline: list[str]) -> str | None:
     for kind in ("object", "container", "account"):
         if f"swift-{kind}-server" in joined:
             return f"{kind} server"
-    if cmdline and os.path.basename(cmdline[0]) == "memcached":
-        return "memcached"
     return None
 
 
