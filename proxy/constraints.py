@@ -23,20 +23,23 @@ VALID_VERSIONS = ("v1", "v1.0")
 def split_api_path(path: str) -> tuple[str, str | None, str | None, str | None] | tuple[int, str]:
     """``/v1/a[/c[/o]]`` -> (version, account, container, object), or an error.
 
-    Mirrors Swift's ``split_path(path, 1, 4, True)``: the object keeps any
-    further slashes; an empty account or container is refused."""
+    Mirrors Swift's ``split_path(path, 1, 4, True)`` and ``get_controller``:
+    the object keeps any further slashes; an empty account or container is
+    refused; the version is checked only when an account follows it, so a
+    path of one segment (``/foo``, ``/info%20asdf``) is 412 "Bad URL", as
+    Swift answers (its test_protocol.py ``test_invalid_path_info``)."""
     if not path.startswith("/"):
         return 400, "Invalid path"
     segs = path[1:].split("/", 3)
     version = segs[0]
     if version == "":  # "//v1/a" or "/": Swift's split_path fails -> 404 (tests.py TestAccount.testInvalidPath)
         return 404, "Not Found"
-    if version not in VALID_VERSIONS:
-        return 400, "Invalid API version"
     account = segs[1] if len(segs) > 1 else None
     container = segs[2] if len(segs) > 2 else None
     obj = segs[3] if len(segs) > 3 else None
-    if not account:
+    if account and version not in VALID_VERSIONS:
+        return 400, "Invalid API version"
+    if not account:  # whatever the first segment says: Swift finds no controller for it
         if account == "" and len(segs) > 2:
             return 404, "Invalid path"
         return 412, "Bad URL"

@@ -21,6 +21,11 @@ def test_split_api_path() -> None:
     assert c.split_api_path("/v2/a")[0] == 400
     assert c.split_api_path("/v1")[0] == 412
     assert c.split_api_path("/v1//c")[0] == 404
+    # One segment: no controller whatever it says, 412 "Bad URL" (Swift's
+    # get_controller); the version is judged only when an account follows.
+    assert c.split_api_path("/info asdf") == (412, "Bad URL")
+    assert c.split_api_path("/foo") == (412, "Bad URL")
+    assert c.split_api_path("/info/x")[0] == 400
 
 
 @given(st.text(min_size=1, max_size=20))
