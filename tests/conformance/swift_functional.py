@@ -41,7 +41,7 @@ from tests.support.cluster import start_cluster  # noqa: E402
 
 DEFAULT_MODULES = (
     "test_account", "test_container", "test_object", "tests",
-    "test_slo", "test_dlo", "test_access_control",
+    "test_slo", "test_dlo", "test_access_control", "test_protocol",
 )
 CONF = """[func_test]
 auth_uri = {auth_uri}

@@ -184,6 +184,25 @@ def test_empty_version_segment_is_404(tester):
     assert resp.status == 404
 
 
+@pytest.mark.parametrize(("path", "status"), [("/info%20asdf", 412), ("/foo", 412), ("/v2/AUTH_x", 400),
+                                             ("/info/x", 400)])
+def test_path_without_account_is_412_bad_url(tester, path, status):
+    """test_protocol.py test_invalid_path_info: a path of one segment names no
+    controller (412 "Bad URL", with a transaction id); a bad version before an
+    account is 400."""
+    conn = http.client.HTTPConnection("127.0.0.1", tester.port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"X-Auth-Token": tester.token})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status == status, (path, resp.status, body)
+    assert resp.getheader("x-trans-id")
+    if status == 412:
+        assert body == b"Bad URL"
+
+
 @pytest.mark.parametrize("spec", ["BYTES=0-9", "bytes = 0-9", "BYTES = 0 - 9", "bytes=0 - 9", "bytes=0-9 "])
 def test_range_with_whitespace(tester, container, spec):
     """tests.py TestFile.testRangedGetsWithLWSinHeader."""
